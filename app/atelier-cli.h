@@ -1,0 +1,6 @@
+/* atelier-cli.h: sub-commands of the command-line front end. */
+#pragma once
+
+#include <glib.h>
+
+int atelier_cli_bench (int argc, char **argv);
