@@ -19,12 +19,13 @@ static const AtTypeInfo type_infos[AT_TYPE_COUNT] = {
   [AT_TYPE_Q4_K] = { "q4_K", 256, 2 + 2 + 12 + 128 },
   [AT_TYPE_Q5_K] = { "q5_K", 256, 2 + 2 + 12 + 32 + 128 },
   [AT_TYPE_Q6_K] = { "q6_K", 256, 128 + 64 + 16 + 2 },
+  [AT_TYPE_I32] = { "i32", 1, 4 },
 };
 
 const AtType at_all_types[] = {
   AT_TYPE_F32, AT_TYPE_F16, AT_TYPE_Q4_0, AT_TYPE_Q4_1, AT_TYPE_Q5_0, AT_TYPE_Q5_1,
   AT_TYPE_Q8_0, AT_TYPE_Q2_K, AT_TYPE_Q3_K, AT_TYPE_Q4_K, AT_TYPE_Q5_K, AT_TYPE_Q6_K,
-  AT_TYPE_BF16,
+  AT_TYPE_BF16, AT_TYPE_I32,
 };
 const guint at_n_all_types = G_N_ELEMENTS (at_all_types);
 
@@ -40,6 +41,13 @@ gboolean
 at_type_is_valid (guint type)
 {
   return at_type_info (type) != NULL;
+}
+
+/* Types that can hold weights (everything but the integer types). */
+gboolean
+at_type_is_weight (AtType type)
+{
+  return at_type_is_valid (type) && type != AT_TYPE_I32;
 }
 
 gboolean

@@ -19,6 +19,7 @@ typedef enum {
   AT_TYPE_Q4_K = 12,
   AT_TYPE_Q5_K = 13,
   AT_TYPE_Q6_K = 14,
+  AT_TYPE_I32 = 26,
   AT_TYPE_BF16 = 30,
   AT_TYPE_COUNT = 31
 } AtType;
@@ -33,6 +34,7 @@ typedef struct {
 const AtTypeInfo *at_type_info (guint type);
 gboolean at_type_is_valid (guint type);
 gboolean at_type_is_quantized (AtType type);
+gboolean at_type_is_weight (AtType type);
 const char *at_type_name (AtType type);
 /* Bytes of a row of n elements; n must be a multiple of the block size. */
 gsize at_type_row_size (AtType type, gint64 n);

@@ -82,6 +82,10 @@ at_ref_quantize_row (AtType type, const float *src, void *dst, gint64 n)
     case AT_TYPE_F32:
       memcpy (dst, src, (gsize) n * 4);
       return TRUE;
+    case AT_TYPE_I32:
+      for (gint64 i = 0; i < n; i++)
+        ((gint32 *) dst)[i] = (gint32) src[i];
+      return TRUE;
     case AT_TYPE_F16:
       for (gint64 i = 0; i < n; i++)
         ((guint16 *) dst)[i] = at_fp32_to_fp16 (src[i]);
@@ -102,6 +106,10 @@ at_ref_dequantize_row (AtType type, const void *src, float *dst, gint64 n)
     {
     case AT_TYPE_F32:
       memcpy (dst, src, (gsize) n * 4);
+      return TRUE;
+    case AT_TYPE_I32:
+      for (gint64 i = 0; i < n; i++)
+        dst[i] = (float) ((const gint32 *) src)[i];
       return TRUE;
     case AT_TYPE_F16:
       for (gint64 i = 0; i < n; i++)
