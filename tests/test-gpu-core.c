@@ -1,6 +1,8 @@
 /* The Vulkan core: device choice, memory, transfers, batches, barriers, timing. */
 #include "at-test.h"
+#include "ops/at-ops-bench.h"
 #include "ops/at-ops-elementwise.h"
+#include "ref/at-ref.h"
 
 static void
 test_select_missing_device (void)
@@ -172,6 +174,25 @@ test_unknown_shader (void)
   g_assert_nonnull (strstr (error->message, "no_such_shader"));
 }
 
+/* The benchmark's compute-roof kernel computes what its reference says. */
+static void
+test_peak_flops_kernel (void)
+{
+  const gint64 n = 3000;
+  g_autoptr (AtTestTensor) dst = at_test_tensor_new (AT_TYPE_F32, n, 1, 1, 1);
+  g_autoptr (AtBatch) batch = at_batch_new (at_test_gpu ());
+  g_autofree float *want = g_new (float, n);
+  g_autofree float *got = NULL;
+
+  at_test_tensor_poison (dst);
+  at_op_peak_flops (batch, &dst->t, 100, 0.999f, 0.001f);
+  at_test_run_batch (batch);
+  got = at_test_tensor_download (dst);
+  at_ref_peak_flops (want, n, 100, 0.999f, 0.001f);
+  /* fma on both sides; a device may fuse or not, so allow float rounding drift. */
+  at_test_assert_close ("peak_flops", got, want, n, 1e-5);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -185,5 +206,6 @@ main (int argc, char **argv)
   g_test_add_func ("/gpu/timing", test_timing);
   g_test_add_func ("/gpu/bad-binding", test_bad_binding);
   g_test_add_func ("/gpu/unknown-shader", test_unknown_shader);
+  g_test_add_func ("/gpu/peak-flops-kernel", test_peak_flops_kernel);
   return at_test_run ();
 }

@@ -28,4 +28,7 @@ void at_ref_add (const float *a, const gint64 ne[4], const float *b, const gint6
 void at_ref_mul (const float *a, const gint64 ne[4], const float *b, const gint64 b_ne[4],
                  float *dst);
 
+/* --- Benchmark kernels (at-ref-bench.c) --- */
+void at_ref_peak_flops (float *dst, gint64 n, guint32 n_iterations, float a, float b);
+
 G_END_DECLS
