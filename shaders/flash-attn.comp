@@ -1,8 +1,11 @@
 #version 450
 // Fused attention: dst = softmax(Q·Kᵀ·scale + mask) · V, one workgroup per (tile of BR
-// query rows, head). Keys are visited in tiles of BC with the online softmax: each row
-// keeps its running max m, running sum l and output accumulator, rescaled by
-// exp(m_old - m_new) whenever the max grows, so only a BR×BC score tile ever exists.
+// rows, KV head). The rows of a KV head are the (query, head) pairs of the query heads
+// that share it (grouped-query attention), query-major, so that K and V are read once for
+// the whole group: a single decoding query still fills a tile. Keys are visited in tiles
+// of BC with the online softmax: each row keeps its running max m, running sum l and
+// output accumulator, rescaled by exp(m_old - m_new) whenever the max grows, so only a
+// BR×BC score tile ever exists.
 //
 // K and V are read straight from the buffer (they are used once per workgroup, and a KV
 // cache slice does not fit shared memory at large head_dim); Q, pre-scaled, sits in
@@ -19,7 +22,7 @@
 
 layout(local_size_x_id = 0) in;
 layout(constant_id = 1) const uint HEAD_DIM = 128; // a multiple of 8
-layout(constant_id = 2) const uint BR = 16;        // query rows per workgroup
+layout(constant_id = 2) const uint BR = 16;        // rows (query, head) per workgroup
 layout(constant_id = 3) const uint BC = 32;        // keys per tile; divides WG
 layout(constant_id = 4) const uint CS = 1;         // key subsets per row in P·V
 
@@ -47,7 +50,8 @@ const uint FLAG_MASK = 1, FLAG_MASK_F16 = 2, FLAG_CAUSAL = 4;
 
 layout(push_constant) uniform Params {
     uint n_q, n_kv, gqa;              // gqa = n_head / n_head_kv
-    uint q_first, q_s1, q_s2;         // element offsets and strides (row, head)
+    uint n_rows;                      // n_q * gqa
+    uint q_first, q_s1, q_s2;         // element offsets and strides (query, head)
     uint k_first, k_s1, k_s2;
     uint v_first, v_s1, v_s2;
     uint m_first, m_s1;
@@ -68,6 +72,10 @@ shared float row_inv[BR];
 vec4 load_k4(uint i) { return vec4(k[i], k[i + 1], k[i + 2], k[i + 3]); }
 vec4 load_v4(uint i) { return vec4(v[i], v[i + 1], v[i + 2], v[i + 3]); }
 
+// Row r of a KV head's tile is query r / gqa of query head hk * gqa + r % gqa.
+uint query(uint row) { return row / p.gqa; }
+uint head(uint hk, uint row) { return hk * p.gqa + row % p.gqa; }
+
 float mask_at(uint row, uint key)
 {
     const uint i = p.m_first + row * p.m_s1 + key;
@@ -78,15 +86,15 @@ void main()
 {
     const uint tid = gl_LocalInvocationIndex;
     const uint row0 = gl_WorkGroupID.x * BR;
-    const uint h = gl_WorkGroupID.y;
-    const uint hk = h / p.gqa;
+    const uint hk = gl_WorkGroupID.y;
     const bool causal = (p.flags & FLAG_CAUSAL) != 0;
 
     for (uint i = tid; i < BR * DC; i += WG) {
         const uint row = row0 + i / DC;
         vec4 x = vec4(0);
-        if (row < p.n_q) {
-            const uint base = p.q_first + row * p.q_s1 + h * p.q_s2 + (i % DC) * 4;
+        if (row < p.n_rows) {
+            const uint base =
+                p.q_first + query(row) * p.q_s1 + head(hk, row) * p.q_s2 + (i % DC) * 4;
             x = vec4(q[base], q[base + 1], q[base + 2], q[base + 3]) * p.scale;
         }
         q_tile[i] = x;
@@ -95,7 +103,7 @@ void main()
     // Keys past the last row's causal limit are masked for every row of the tile.
     uint kv_end = p.n_kv;
     if (causal)
-        kv_end = min(kv_end, min(row0 + BR, p.n_q) + p.causal_offset);
+        kv_end = min(kv_end, query(min(row0 + BR, p.n_rows) - 1) + 1 + p.causal_offset);
 
     const uint r = tid / T, j = tid % T, cs = j / TD, td = j % TD;
     const uint k_head = p.k_first + hk * p.k_s2, v_head = p.v_first + hk * p.v_s2;
@@ -124,10 +132,11 @@ void main()
             [[unroll]] for (uint n = 0; n < RPT; n++) {
                 const uint rr = tid / BC + n * (WG / BC), row = row0 + rr;
                 float x = s[n];
-                if (key >= kv_end || row >= p.n_q || (causal && key > row + p.causal_offset))
+                if (key >= kv_end || row >= p.n_rows ||
+                    (causal && key > query(row) + p.causal_offset))
                     x = NEG_INF;
                 else if ((p.flags & FLAG_MASK) != 0)
-                    x += mask_at(row, key);
+                    x += mask_at(query(row), key);
                 s_tile[rr * BC + c] = x;
             }
         }
@@ -168,9 +177,9 @@ void main()
     const float inv = l > 0.0 ? 1.0 / l : 0.0;
     if (CS == 1) {
         const uint row = row0 + r;
-        if (row >= p.n_q)
+        if (row >= p.n_rows)
             return;
-        const uint base = p.d_first + h * p.d_s1 + row * p.d_s2;
+        const uint base = p.d_first + head(hk, row) * p.d_s1 + query(row) * p.d_s2;
         [[unroll]] for (uint n = 0; n < NCH; n++) {
             const uint ch = td + n * TD;
             if (ch < DC) {
@@ -192,13 +201,13 @@ void main()
         barrier();
         for (uint i = tid; i < BR * DC; i += WG) {
             const uint rr = i / DC, ch = i % DC, row = row0 + rr;
-            if (row >= p.n_q)
+            if (row >= p.n_rows)
                 continue;
             vec4 x = vec4(0);
             for (uint s = 0; s < CS; s++)
                 x += partial[(rr * CS + s) * DC + ch];
             x *= row_inv[rr];
-            const uint base = p.d_first + h * p.d_s1 + row * p.d_s2 + ch * 4;
+            const uint base = p.d_first + head(hk, row) * p.d_s1 + query(row) * p.d_s2 + ch * 4;
             dst[base] = x.x;
             dst[base + 1] = x.y;
             dst[base + 2] = x.z;

@@ -20,7 +20,8 @@ typedef struct {
   MaskKind mask;
   /* K and V as views of a llama.cpp-style cache [head_dim * n_head_kv, n_ctx] (a row
    * per token holding every KV head) starting at token cache_start, so that a row of
-   * one head is followed by the other heads' rows, not its next token. */
+   * one head is followed by the other heads' rows, not its next token; and Q as the
+   * permuted view [head_dim, n_q, n_head] of the projection's [head_dim, n_head, n_q]. */
   gboolean strided;
 } Case;
 
@@ -78,7 +79,7 @@ check_case (const Case *c)
 {
   const gint64 d_k = c->head_dim;
   const gsize n_q_values = d_k * c->n_q * c->n_head;
-  g_autoptr (AtTestTensor) q = at_test_tensor_new (AT_TYPE_F32, d_k, c->n_q, c->n_head, 1);
+  g_autoptr (AtTestTensor) q = NULL;
   g_autoptr (AtTestTensor) dst = at_test_tensor_new (AT_TYPE_F32, d_k, c->n_head, c->n_q, 1);
   g_autoptr (AtTestTensor) k = NULL;
   g_autoptr (AtTestTensor) v = NULL;
@@ -90,7 +91,7 @@ check_case (const Case *c)
   g_autofree float *want = g_new (float, n_q_values);
   g_autofree float *got = NULL;
   g_autoptr (AtBatch) batch = at_batch_new (at_test_gpu ());
-  AtTensor k_view, v_view;
+  AtTensor q_view, k_view, v_view;
   AtFlashAttnParams params = { 1.0f / sqrtf ((float) d_k), c->causal, c->causal_offset };
   AtRefAttnShape shape = { d_k, c->n_q, c->n_kv, c->n_head, c->n_head_kv, params.scale,
                            c->causal, c->causal_offset };
@@ -118,9 +119,30 @@ check_case (const Case *c)
           mask_ref[c->n_kv + j] = -INFINITY;
       at_test_tensor_upload (mask, mask_ref);
     }
-  at_test_tensor_upload (q, q_values);
+  if (!c->strided)
+    {
+      q = at_test_tensor_new (AT_TYPE_F32, d_k, c->n_q, c->n_head, 1);
+      at_test_tensor_upload (q, q_values);
+      q_view = q->t;
+    }
+  else
+    {
+      g_autofree float *projected = g_new (float, n_q_values);
+
+      q = at_test_tensor_new (AT_TYPE_F32, d_k, c->n_head, c->n_q, 1);
+      for (gint64 h = 0; h < c->n_head; h++)
+        for (gint64 i = 0; i < c->n_q; i++)
+          memcpy (projected + (i * c->n_head + h) * d_k, q_values + (h * c->n_q + i) * d_k,
+                  d_k * sizeof (float));
+      at_test_tensor_upload (q, projected);
+      q_view = q->t;
+      q_view.ne[1] = c->n_q;
+      q_view.ne[2] = c->n_head;
+      q_view.nb[1] = q->t.nb[2];
+      q_view.nb[2] = q->t.nb[1];
+    }
   at_test_tensor_poison (dst);
-  at_op_flash_attn (batch, &q->t, &k_view, &v_view, mask ? &mask->t : NULL, &dst->t, &params);
+  at_op_flash_attn (batch, &q_view, &k_view, &v_view, mask ? &mask->t : NULL, &dst->t, &params);
   at_test_run_batch (batch);
   got = at_test_tensor_download (dst);
   at_ref_flash_attn (&shape, q_values, k_ref, v_ref, mask_ref, want);
@@ -143,54 +165,61 @@ test_decode (void)
 }
 
 static void
+check_cases (const Case *cases, guint n_cases)
+{
+  for (guint i = 0; i < n_cases; i++)
+    check_case (&cases[i]);
+}
+
+static void
 test_decode_long (void)
 {
-  Case c = { 128, 1, 4095, 8, 2, AT_TYPE_F16, TRUE, 4094, MASK_NONE, TRUE };
-  check_case (&c);
+  static const Case cases[] = {
+    { 128, 1, 4095, 8, 2, AT_TYPE_F16, TRUE, 4094, MASK_NONE, TRUE },
+  };
+  check_cases (cases, G_N_ELEMENTS (cases));
 }
 
 static void
 test_prefill (void)
 {
-  Case f32 = { 128, 37, 37, 2, 2, AT_TYPE_F32, TRUE, 0 };
-  Case f16 = { 128, 37, 37, 2, 2, AT_TYPE_F16, TRUE, 0 };
-
-  check_case (&f32);
-  check_case (&f16);
+  static const Case cases[] = {
+    { 128, 37, 37, 2, 2, AT_TYPE_F32, TRUE, 0 },
+    { 128, 37, 37, 2, 2, AT_TYPE_F16, TRUE, 0 },
+  };
+  check_cases (cases, G_N_ELEMENTS (cases));
 }
 
 static void
 test_prefill_past (void)
 {
-  Case c = { 64, 5, 21, 3, 3, AT_TYPE_F16, TRUE, 16 };
-  Case strided = { 64, 5, 21, 4, 2, AT_TYPE_F16, TRUE, 16, MASK_NONE, TRUE };
-
-  check_case (&c);
-  check_case (&strided);
+  static const Case cases[] = {
+    { 64, 5, 21, 3, 3, AT_TYPE_F16, TRUE, 16 },
+    { 64, 5, 21, 4, 2, AT_TYPE_F16, TRUE, 16, MASK_NONE, TRUE },
+  };
+  check_cases (cases, G_N_ELEMENTS (cases));
 }
 
 static void
 test_gqa (void)
 {
-  Case prefill = { 64, 37, 37, 8, 2, AT_TYPE_F16, TRUE, 0 };
-  Case decode = { 64, 1, 101, 8, 2, AT_TYPE_F32, TRUE, 100 };
-  Case batch = { 96, 7, 53, 8, 2, AT_TYPE_F16, TRUE, 46, MASK_NONE, TRUE };
-
-  check_case (&prefill);
-  check_case (&decode);
-  check_case (&batch);
+  static const Case cases[] = {
+    { 64, 37, 37, 8, 2, AT_TYPE_F16, TRUE, 0 },                  /* prefill */
+    { 64, 1, 101, 8, 2, AT_TYPE_F32, TRUE, 100 },                /* decode */
+    { 96, 7, 53, 8, 2, AT_TYPE_F16, TRUE, 46, MASK_NONE, TRUE }, /* a batch with a past */
+  };
+  check_cases (cases, G_N_ELEMENTS (cases));
 }
 
 static void
 test_cross (void)
 {
-  Case f32 = { 40, 200, 77, 8, 8, AT_TYPE_F32, FALSE, 0 };
-  Case f16 = { 40, 200, 77, 8, 8, AT_TYPE_F16, FALSE, 0 };
-  Case self = { 40, 256, 256, 2, 2, AT_TYPE_F16, FALSE, 0 };
-
-  check_case (&f32);
-  check_case (&f16);
-  check_case (&self);
+  static const Case cases[] = {
+    { 40, 200, 77, 8, 8, AT_TYPE_F32, FALSE, 0 }, /* SD 1.x cross-attention, 77 tokens */
+    { 40, 200, 77, 8, 8, AT_TYPE_F16, FALSE, 0 },
+    { 40, 256, 256, 2, 2, AT_TYPE_F16, FALSE, 0 }, /* self-attention */
+  };
+  check_cases (cases, G_N_ELEMENTS (cases));
 }
 
 static void
@@ -213,15 +242,13 @@ test_head_dims (void)
 static void
 test_mask (void)
 {
-  Case f32 = { 64, 23, 50, 2, 2, AT_TYPE_F32, FALSE, 0, MASK_F32 };
-  Case f16 = { 64, 23, 50, 2, 2, AT_TYPE_F16, FALSE, 0, MASK_F16 };
-  Case causal = { 80, 9, 30, 4, 2, AT_TYPE_F16, TRUE, 21, MASK_F32, TRUE };
-  Case decode = { 64, 1, 77, 2, 2, AT_TYPE_F16, TRUE, 76, MASK_F16 };
-
-  check_case (&f32);
-  check_case (&f16);
-  check_case (&causal);
-  check_case (&decode);
+  static const Case cases[] = {
+    { 64, 23, 50, 2, 2, AT_TYPE_F32, FALSE, 0, MASK_F32 },
+    { 64, 23, 50, 2, 2, AT_TYPE_F16, FALSE, 0, MASK_F16 },
+    { 80, 9, 30, 4, 2, AT_TYPE_F16, TRUE, 21, MASK_F32, TRUE },
+    { 64, 1, 77, 2, 2, AT_TYPE_F16, TRUE, 76, MASK_F16 },
+  };
+  check_cases (cases, G_N_ELEMENTS (cases));
 }
 
 static void

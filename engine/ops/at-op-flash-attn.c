@@ -2,9 +2,9 @@
 
 #include <math.h>
 
-/* A launch shape of flash-attn.comp: WG threads for BR query rows, keys in tiles of BC.
- * Many query rows share each key load; a single decoding query instead spreads a wider
- * key tile over the workgroup. */
+/* A launch shape of flash-attn.comp: WG threads for BR rows (query, head sharing a KV
+ * head), keys in tiles of BC. Many rows share each key load; a single row (decoding
+ * without grouped-query attention) instead spreads a wider key tile over the workgroup. */
 typedef struct {
   guint wg, br, bc;
 } Tile;
@@ -56,7 +56,7 @@ at_op_flash_attn (AtBatch *batch, const AtTensor *q, const AtTensor *k, const At
   const gint64 head_dim = q->ne[0], n_q = q->ne[1], n_head = q->ne[2];
   const gint64 n_kv = k->ne[1], n_head_kv = k->ne[2];
   struct {
-    guint32 n_q, n_kv, gqa;
+    guint32 n_q, n_kv, gqa, n_rows;
     guint32 q_first, q_s1, q_s2;
     guint32 k_first, k_s1, k_s2;
     guint32 v_first, v_s1, v_s2;
@@ -71,6 +71,7 @@ at_op_flash_attn (AtBatch *batch, const AtTensor *q, const AtTensor *k, const At
   const Tile *tile = NULL;
   guint32 spec[5];
   guint cs = 1, kv_size;
+  gint64 n_rows;
 
   if (!at_op_check (batch, q->type == AT_TYPE_F32 && dst->type == AT_TYPE_F32,
                     "flash_attn: q and dst must be F32") ||
@@ -105,7 +106,8 @@ at_op_flash_attn (AtBatch *batch, const AtTensor *q, const AtTensor *k, const At
         return;
     }
 
-  for (guint i = n_q == 1 ? 2 : n_q < 16 ? 1 : 0; i < G_N_ELEMENTS (tiles); i++)
+  n_rows = n_q * (n_head / n_head_kv);
+  for (guint i = n_rows == 1 ? 2 : n_rows < 16 ? 1 : 0; i < G_N_ELEMENTS (tiles); i++)
     {
       cs = tile_key_subsets (&tiles[i], (guint) head_dim);
       if (tile_shared_bytes (&tiles[i], (guint) head_dim, cs) <= info->max_shared_memory)
@@ -116,8 +118,8 @@ at_op_flash_attn (AtBatch *batch, const AtTensor *q, const AtTensor *k, const At
     }
   if (!at_op_check (batch, tile != NULL, "flash_attn: head_dim %" G_GINT64_FORMAT
                     " needs more shared memory than the device has", head_dim) ||
-      !at_op_check (batch, (n_q + tile->br - 1) / tile->br <= info->max_workgroup_count[0] &&
-                    n_head <= info->max_workgroup_count[1],
+      !at_op_check (batch, (n_rows + tile->br - 1) / tile->br <= info->max_workgroup_count[0] &&
+                    n_head_kv <= info->max_workgroup_count[1],
                     "flash_attn: too many queries or heads for one dispatch"))
     return;
 
@@ -133,6 +135,7 @@ at_op_flash_attn (AtBatch *batch, const AtTensor *q, const AtTensor *k, const At
   push.n_q = (guint32) n_q;
   push.n_kv = (guint32) n_kv;
   push.gqa = (guint32) (n_head / n_head_kv);
+  push.n_rows = (guint32) n_rows;
   push.q_s1 = (guint32) (q->nb[1] / 4);
   push.q_s2 = (guint32) (q->nb[2] / 4);
   push.k_s1 = (guint32) (k->nb[1] / kv_size);
@@ -155,6 +158,6 @@ at_op_flash_attn (AtBatch *batch, const AtTensor *q, const AtTensor *k, const At
   spec[4] = cs;
   at_batch_dispatch (batch, k->type == AT_TYPE_F16 ? "flash_attn_f16" : "flash_attn_f32",
                      spec, G_N_ELEMENTS (spec), bindings, G_N_ELEMENTS (bindings), &push,
-                     sizeof push, (guint32) ((n_q + tile->br - 1) / tile->br),
-                     (guint32) n_head, 1);
+                     sizeof push, (guint32) ((n_rows + tile->br - 1) / tile->br),
+                     (guint32) n_head_kv, 1);
 }
