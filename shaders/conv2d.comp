@@ -35,13 +35,20 @@ vec4 load_a(uint i, uint k)
     const uint ox = i % p.w_out, oy = (i / p.w_out) % p.h_out, b = i / (p.w_out * p.h_out);
     const int x0 = int(ox * p.stride) - int(p.pad), y0 = int(oy * p.stride) - int(p.pad);
     const uint base = p.x_first + b * p.x_s3;
+    // Divide once for the group, then step through the kernel taps.
+    uint kx = k % p.kw, ky = (k / p.kw) % p.kh, ci = k / (p.kw * p.kh);
     vec4 v = vec4(0.0);
     [[unroll]] for (uint c = 0; c < 4; c++) {
-        const uint kk = k + c;
-        const uint kx = kk % p.kw, ky = (kk / p.kw) % p.kh, ci = kk / (p.kw * p.kh);
         const int ix = x0 + int(kx), iy = y0 + int(ky);
-        if (kk < p.K && ix >= 0 && ix < int(p.w_in) && iy >= 0 && iy < int(p.h_in))
+        if (k + c < p.K && ix >= 0 && ix < int(p.w_in) && iy >= 0 && iy < int(p.h_in))
             v[c] = x[base + uint(ix) + uint(iy) * p.x_s1 + ci * p.x_s2];
+        if (++kx == p.kw) {
+            kx = 0;
+            if (++ky == p.kh) {
+                ky = 0;
+                ci++;
+            }
+        }
     }
     return v;
 }

@@ -3,11 +3,10 @@
 // activations are stored, so A and B play symmetric roles.
 //
 // Each workgroup computes a BM x BN tile of D: per BK slice of k it stages A and B in
-// shared memory (k-major, so the inner loop reads consecutive rows), then each thread
-// accumulates a TM x TN register tile whose rows and columns are strided by BM/TM and
-// BN/TN (neighbouring threads touch neighbouring shared words and write neighbouring
-// elements of D along i). The workgroup size (spec constant 0) must be
-// (BM / TM) * (BN / TN); BK must be a multiple of 4.
+// shared memory, k-major, so that each thread reads the TM rows and TN columns of its
+// register tile as vec4s and accumulates TM x TN products per k. The workgroup size
+// (spec constant 0) must be (BM / TM) * (BN / TN) and divide BM * BK / 4 and
+// BN * BK / 4; TM, TN and BK must be multiples of 4.
 //
 // Before including, the shader includes dequant.glsl and declares its push constants as
 // `p` (with M, N, K); afterwards it defines:
@@ -24,11 +23,11 @@ layout(constant_id = 3) const uint BK = 16;
 layout(constant_id = 4) const uint TM = 4;
 layout(constant_id = 5) const uint TN = 4;
 
-// The padding keeps the transposed stores of one 4-wide k group off a single bank.
-const uint SA = BM + 2;
-const uint SB = BN + 2;
-shared float tile_a[BK * SA];
-shared float tile_b[BK * SB];
+// k-major tiles of vec4s: a thread reads its TM (TN) consecutive rows in vector loads.
+const uint SA = BM / 4;
+const uint SB = BN / 4;
+shared vec4 tile_a[BK * SA];
+shared vec4 tile_b[BK * SB];
 
 vec4 load_a(uint i, uint k);
 vec4 load_b(uint j, uint k);
@@ -47,24 +46,41 @@ vec4 load_weights(uint row, uint k)
     return v;
 }
 
-void gemm_stage(uint i0, uint j0, uint k0)
+// Each thread stages LOADS_A 4-wide k groups of A and LOADS_B of B per slice (the host
+// picks tiles that divide evenly). It reads the next slice from memory into registers
+// while the current one is multiplied, so that memory latency overlaps arithmetic.
+const uint LOADS_A = BM * (BK / 4) / gl_WorkGroupSize.x;
+const uint LOADS_B = BN * (BK / 4) / gl_WorkGroupSize.x;
+vec4 staged_a[LOADS_A];
+vec4 staged_b[LOADS_B];
+
+void gemm_fetch(uint i0, uint j0, uint k0)
 {
-    const uint groups = BK / 4;
-    for (uint u = gl_LocalInvocationIndex; u < BM * groups; u += gl_WorkGroupSize.x) {
-        const uint r = u / groups, k = (u % groups) * 4;
-        const vec4 v = i0 + r < p.M ? load_a(i0 + r, k0 + k) : vec4(0.0);
-        tile_a[k * SA + r] = v.x;
-        tile_a[(k + 1) * SA + r] = v.y;
-        tile_a[(k + 2) * SA + r] = v.z;
-        tile_a[(k + 3) * SA + r] = v.w;
+    [[unroll]] for (uint l = 0; l < LOADS_A; l++) {
+        const uint u = gl_LocalInvocationIndex + l * gl_WorkGroupSize.x;
+        const uint r = u / (BK / 4), k = (u % (BK / 4)) * 4;
+        staged_a[l] = i0 + r < p.M ? load_a(i0 + r, k0 + k) : vec4(0.0);
     }
-    for (uint u = gl_LocalInvocationIndex; u < BN * groups; u += gl_WorkGroupSize.x) {
-        const uint r = u / groups, k = (u % groups) * 4;
-        const vec4 v = j0 + r < p.N ? load_b(j0 + r, k0 + k) : vec4(0.0);
-        tile_b[k * SB + r] = v.x;
-        tile_b[(k + 1) * SB + r] = v.y;
-        tile_b[(k + 2) * SB + r] = v.z;
-        tile_b[(k + 3) * SB + r] = v.w;
+    [[unroll]] for (uint l = 0; l < LOADS_B; l++) {
+        const uint u = gl_LocalInvocationIndex + l * gl_WorkGroupSize.x;
+        const uint r = u / (BK / 4), k = (u % (BK / 4)) * 4;
+        staged_b[l] = j0 + r < p.N ? load_b(j0 + r, k0 + k) : vec4(0.0);
+    }
+}
+
+void gemm_stage()
+{
+    [[unroll]] for (uint l = 0; l < LOADS_A; l++) {
+        const uint u = gl_LocalInvocationIndex + l * gl_WorkGroupSize.x;
+        const uint r = u / (BK / 4), k = (u % (BK / 4)) * 4;
+        [[unroll]] for (uint c = 0; c < 4; c++)
+            tile_a[(k + c) * SA + r / 4][r % 4] = staged_a[l][c];
+    }
+    [[unroll]] for (uint l = 0; l < LOADS_B; l++) {
+        const uint u = gl_LocalInvocationIndex + l * gl_WorkGroupSize.x;
+        const uint r = u / (BK / 4), k = (u % (BK / 4)) * 4;
+        [[unroll]] for (uint c = 0; c < 4; c++)
+            tile_b[(k + c) * SB + r / 4][r % 4] = staged_b[l][c];
     }
 }
 
@@ -74,30 +90,34 @@ void gemm_tile()
     const uint ti = gl_LocalInvocationIndex % (BM / TM);
     const uint tj = gl_LocalInvocationIndex / (BM / TM);
     float acc[TM * TN];
-    float a[TM], b[TN];
+    vec4 a[TM / 4], b[TN / 4];
 
     [[unroll]] for (uint t = 0; t < TM * TN; t++)
         acc[t] = 0.0;
 
+    gemm_fetch(i0, j0, 0);
     for (uint k0 = 0; k0 < p.K; k0 += BK) {
-        gemm_stage(i0, j0, k0);
+        gemm_stage();
         barrier();
+        if (k0 + BK < p.K)
+            gemm_fetch(i0, j0, k0 + BK);
         [[unroll]] for (uint k = 0; k < BK; k++) {
-            [[unroll]] for (uint t = 0; t < TM; t++)
-                a[t] = tile_a[k * SA + ti + t * (BM / TM)];
-            [[unroll]] for (uint t = 0; t < TN; t++)
-                b[t] = tile_b[k * SB + tj + t * (BN / TN)];
+            [[unroll]] for (uint t = 0; t < TM / 4; t++)
+                a[t] = tile_a[k * SA + ti * (TM / 4) + t];
+            [[unroll]] for (uint t = 0; t < TN / 4; t++)
+                b[t] = tile_b[k * SB + tj * (TN / 4) + t];
             [[unroll]] for (uint tm = 0; tm < TM; tm++)
                 [[unroll]] for (uint tn = 0; tn < TN; tn++)
-                    acc[tm * TN + tn] = fma(a[tm], b[tn], acc[tm * TN + tn]);
+                    acc[tm * TN + tn] =
+                        fma(a[tm / 4][tm % 4], b[tn / 4][tn % 4], acc[tm * TN + tn]);
         }
         barrier();
     }
 
     [[unroll]] for (uint tn = 0; tn < TN; tn++) {
-        const uint j = j0 + tj + tn * (BN / TN);
+        const uint j = j0 + tj * TN + tn;
         [[unroll]] for (uint tm = 0; tm < TM; tm++) {
-            const uint i = i0 + ti + tm * (BM / TM);
+            const uint i = i0 + ti * TM + tm;
             if (i < p.M && j < p.N)
                 store(i, j, acc[tm * TN + tn]);
         }

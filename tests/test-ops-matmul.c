@@ -306,7 +306,7 @@ static void
 test_conv2d_bad (void)
 {
   g_autoptr (AtTestTensor) weight = at_test_tensor_new (AT_TYPE_F32, 3, 3, 4, 8);
-  g_autoptr (AtTestTensor) weight_q = at_test_tensor_new (AT_TYPE_I32, 3, 3, 4, 8);
+  g_autoptr (AtTestTensor) weight_int = at_test_tensor_new (AT_TYPE_I32, 3, 3, 4, 8);
   g_autoptr (AtTestTensor) bias_wrong = at_test_tensor_new (AT_TYPE_F32, 7, 1, 1, 1);
   g_autoptr (AtTestTensor) x = at_test_tensor_new (AT_TYPE_F32, 10, 6, 4, 1);
   g_autoptr (AtTestTensor) x_wrong = at_test_tensor_new (AT_TYPE_F32, 10, 6, 5, 1);
@@ -324,7 +324,7 @@ test_conv2d_bad (void)
   expect_invalid (batch, "should be [5, 3, 8, 1]");
   at_op_conv2d (batch, &weight->t, &bias_wrong->t, &x->t, &dst->t, 1, 1);
   expect_invalid (batch, "bias");
-  at_op_conv2d (batch, &weight_q->t, NULL, &x->t, &dst->t, 1, 1);
+  at_op_conv2d (batch, &weight_int->t, NULL, &x->t, &dst->t, 1, 1);
   expect_invalid (batch, "F32 or F16");
   at_op_conv2d (batch, &weight->t, NULL, &x->t, &dst->t, 1, 1);
   at_test_run_batch (batch);

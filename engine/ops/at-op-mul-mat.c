@@ -7,8 +7,9 @@ static const AtType mul_mat_types[] = {
   AT_TYPE_F32, AT_TYPE_F16, AT_TYPE_BF16, AT_TYPE_Q4_0, AT_TYPE_Q8_0,
 };
 
-/* The GEMM's spec constants: workgroup size, tile rows/columns/depth and the register
- * tile each thread accumulates. */
+/* The GEMM's spec constants: tile rows/columns/depth and the register tile each thread
+ * accumulates; the workgroup size follows. They must meet shaders/gemm.glsl's
+ * constraints (multiples of 4, staging loads dividing evenly among the threads). */
 typedef struct {
   guint32 bm, bn, bk, tm, tn;
 } Tiles;
