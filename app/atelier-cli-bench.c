@@ -362,7 +362,10 @@ bench_ops (int argc, char **argv)
   for (int i = 1; i < argc; i++)
     {
       if (g_str_equal (argv[i], "--reps") && i + 1 < argc)
-        bench.reps = (guint) CLAMP (atoi (argv[++i]), 1, 1000);
+        {
+          int reps = atoi (argv[++i]);
+          bench.reps = (guint) CLAMP (reps, 1, 1000);
+        }
       else
         {
           g_printerr ("Usage: atelier-cli bench ops [--reps N]\n");
