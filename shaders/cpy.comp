@@ -1,10 +1,11 @@
 #version 450
 // Copy with type conversion: element k of dst (in dst's row-major order) = element k of
 // src (in src's order); both with their own shapes and element strides. Define one
-// SRC_<T> and one DST_<T> (F32, F16, BF16). Same-type copies move the bits untouched;
-// conversions to 16 bits round to nearest even by hand, bit for bit as the CPU
-// reference (at_fp32_to_fp16 / at_fp32_to_bf16), whatever rounding the device's own
-// conversions use.
+// SRC_<T> and one DST_<T> (F32, F16, BF16; and DST_Q8_0 from F32). Same-type copies move
+// the bits untouched; conversions to 16 bits round to nearest even by hand, bit for bit
+// as the CPU reference (at_fp32_to_fp16 / at_fp32_to_bf16), whatever rounding the
+// device's own conversions use. Q8_0 takes one invocation per block of 32 (dst rows
+// hold whole blocks; its offset and strides come in 16-bit units).
 #include "common.glsl"
 
 layout(local_size_x_id = 0) in;
@@ -54,11 +55,7 @@ layout(binding = 0) readonly buffer S { uint16_t s[]; };
 uint load(uint i) { return uint(s[i]) << 16; }
 #endif
 
-#if defined(DST_F32)
-layout(binding = 1) writeonly buffer D { uint d[]; };
-void store(uint i, uint x) { d[i] = x; }
-#elif defined(DST_F16)
-layout(binding = 1) writeonly buffer D { uint16_t d[]; };
+#if defined(DST_F16) || defined(DST_Q8_0)
 uint fp32_to_fp16(uint x)
 {
     const uint sign = (x >> 16) & 0x8000u;
@@ -84,6 +81,13 @@ uint fp32_to_fp16(uint x)
     // Rebias the exponent (-112 << 23) and round to nearest even at bit 13.
     return sign | ((a + 0xc8000fffu + ((a >> 13) & 1u)) >> 13);
 }
+#endif
+
+#if defined(DST_F32)
+layout(binding = 1) writeonly buffer D { uint d[]; };
+void store(uint i, uint x) { d[i] = x; }
+#elif defined(DST_F16)
+layout(binding = 1) writeonly buffer D { uint16_t d[]; };
 void store(uint i, uint x) { d[i] = uint16_t(fp32_to_fp16(x)); }
 #elif defined(DST_BF16)
 layout(binding = 1) writeonly buffer D { uint16_t d[]; };
@@ -94,28 +98,67 @@ uint fp32_to_bf16(uint x)
     return (x + 0x7fffu + ((x >> 16) & 1u)) >> 16;
 }
 void store(uint i, uint x) { d[i] = uint16_t(fp32_to_bf16(x)); }
+#elif defined(DST_Q8_0)
+layout(binding = 1) writeonly buffer D16 { uint16_t d16[]; };
+layout(binding = 1) writeonly buffer D8 { uint8_t d8[]; };
 #endif
 
 #define COPY(si, di) store(di, load(si))
 #endif
 
+// Position of element k of src (its row-major order) in the src binding, in elements.
+uint src_index(uint k)
+{
+    const uint s0 = k % p.s_ne0; k /= p.s_ne0;
+    const uint s1 = k % p.s_ne1; k /= p.s_ne1;
+    const uint s2 = k % p.s_ne2;
+    const uint s3 = k / p.s_ne2;
+    return p.s_first + s0 * p.s_s0 + s1 * p.s_s1 + s2 * p.s_s2 + s3 * p.s_s3;
+}
+
+// Position of element k of dst in the dst binding: in elements, or for Q8_0 in 16-bit
+// units, of the block that holds it.
+uint dst_index(uint k)
+{
+    uint d0 = k % p.d_ne0; k /= p.d_ne0;
+#if defined(DST_Q8_0)
+    d0 /= 32u;
+#endif
+    const uint d1 = k % p.d_ne1; k /= p.d_ne1;
+    const uint d2 = k % p.d_ne2;
+    const uint d3 = k / p.d_ne2;
+    return p.d_first + d0 * p.d_s0 + d1 * p.d_s1 + d2 * p.d_s2 + d3 * p.d_s3;
+}
+
+#if defined(DST_Q8_0)
+// One block: d = max |x| / 127 (stored as f16), q = round(x / d) half away from zero, as
+// ggml's quantize_row_q8_0_ref.
+void main()
+{
+    const uint b = at_global_index(gl_WorkGroupSize.x);
+    if (b >= p.n / 32u)
+        return;
+    float v[32];
+    float amax = 0.0;
+    [[unroll]] for (uint e = 0u; e < 32u; e++) {
+        v[e] = uintBitsToFloat(load(src_index(b * 32u + e)));
+        amax = max(amax, abs(v[e]));
+    }
+    const float d = amax / 127.0;
+    const float id = d != 0.0 ? 1.0 / d : 0.0;
+    const uint h = dst_index(b * 32u);
+    d16[h] = uint16_t(fp32_to_fp16(floatBitsToUint(d)));
+    [[unroll]] for (uint e = 0u; e < 32u; e++) {
+        const float t = v[e] * id;
+        d8[2u * h + 2u + e] = uint8_t(uint(int(sign(t) * floor(abs(t) + 0.5))) & 0xffu);
+    }
+}
+#else
 void main()
 {
     const uint i = at_global_index(gl_WorkGroupSize.x);
     if (i >= p.n)
         return;
-
-    uint r = i;
-    const uint s0 = r % p.s_ne0; r /= p.s_ne0;
-    const uint s1 = r % p.s_ne1; r /= p.s_ne1;
-    const uint s2 = r % p.s_ne2;
-    const uint s3 = r / p.s_ne2;
-    r = i;
-    const uint d0 = r % p.d_ne0; r /= p.d_ne0;
-    const uint d1 = r % p.d_ne1; r /= p.d_ne1;
-    const uint d2 = r % p.d_ne2;
-    const uint d3 = r / p.d_ne2;
-
-    COPY(p.s_first + s0 * p.s_s0 + s1 * p.s_s1 + s2 * p.s_s2 + s3 * p.s_s3,
-         p.d_first + d0 * p.d_s0 + d1 * p.d_s1 + d2 * p.d_s2 + d3 * p.d_s3);
+    COPY(src_index(i), dst_index(i));
 }
+#endif

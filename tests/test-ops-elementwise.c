@@ -237,6 +237,73 @@ test_cpy_special_values (void)
       check_cpy (plain_types[s], plain_types[d], ne, identity, ne, identity, values);
 }
 
+/* F32 (a view of src [src_ne] through src_axes) to a contiguous Q8_0 dst [dst_ne]. */
+static void
+check_cpy_q8_0 (const gint64 src_ne[4], const int src_axes[4], const gint64 dst_ne[4])
+{
+  gsize n = src_ne[0] * src_ne[1] * src_ne[2] * src_ne[3];
+  gsize n_blocks = n / 32;
+  gsize dst_size = at_type_row_size (AT_TYPE_Q8_0, (gint64) n);
+  g_autoptr (AtTestTensor) src = at_test_tensor_new (AT_TYPE_F32, src_ne[0], src_ne[1],
+                                                     src_ne[2], src_ne[3]);
+  g_autoptr (AtTestTensor) dst = at_test_tensor_new (AT_TYPE_Q8_0, dst_ne[0], dst_ne[1],
+                                                     dst_ne[2], dst_ne[3]);
+  AtTensor src_view = at_tensor_permute (&src->t, src_axes[0], src_axes[1], src_axes[2],
+                                         src_axes[3]);
+  g_autofree float *values = at_test_random_floats (n, -3, 3);
+  g_autofree guint8 *want = g_malloc (dst_size);
+  g_autofree guint8 *got = NULL;
+  g_autoptr (AtBatch) batch = at_batch_new (at_test_gpu ());
+  gsize n_off = 0;
+
+  /* a block of zeros, whose scale is 0 */
+  memset (values, 0, 32 * sizeof (float));
+  at_test_tensor_upload (src, values);
+  at_test_tensor_poison (dst);
+  at_op_cpy (batch, &src_view, &dst->t);
+  at_test_run_batch (batch);
+  got = download_raw (dst, dst_size);
+  at_ref_cpy (values, AT_TYPE_F32, src_view.ne, src_view.nb, want, AT_TYPE_Q8_0, dst->t.ne,
+              dst->t.nb);
+
+  /* Vulkan does not round division correctly, so max|x| / 127 and x / d may land one
+   * float ulp away from the CPU's: a scale may then be one f16 ulp off and a quant one
+   * step off, rarely. */
+  for (gsize b = 0; b < n_blocks; b++)
+    {
+      const guint8 *g = got + b * 34, *w = want + b * 34;
+      guint16 got_d, want_d;
+
+      memcpy (&got_d, g, 2);
+      memcpy (&want_d, w, 2);
+      g_assert_cmpint (ABS ((int) got_d - (int) want_d), <=, 1);
+      for (int j = 0; j < 32; j++)
+        {
+          int q = (gint8) g[2 + j], q_want = (gint8) w[2 + j];
+          g_assert_cmpint (ABS (q - q_want), <=, 1);
+          n_off += q != q_want;
+        }
+    }
+  g_test_message ("cpy to q8_0 [%ld,%ld,%ld,%ld]: %" G_GSIZE_FORMAT " of %" G_GSIZE_FORMAT
+                  " quants one step off", (long) dst_ne[0], (long) dst_ne[1], (long) dst_ne[2],
+                  (long) dst_ne[3], n_off, n);
+  g_assert_cmpuint (n_off, <=, n / 100);
+}
+
+static void
+test_cpy_q8_0 (void)
+{
+  check_cpy_q8_0 ((const gint64[4]) { 32, 1, 1, 1 }, identity, (const gint64[4]) { 32, 1, 1, 1 });
+  check_cpy_q8_0 ((const gint64[4]) { 4096, 3, 1, 1 }, identity,
+                  (const gint64[4]) { 4096, 3, 1, 1 });
+  /* K of attention heads, permuted, quantized into a cache */
+  check_cpy_q8_0 ((const gint64[4]) { 64, 7, 5, 2 }, (const int[4]) { 0, 2, 1, 3 },
+                  (const gint64[4]) { 64, 5, 7, 2 });
+  /* rows of the source need not be whole blocks; dst's are */
+  check_cpy_q8_0 ((const gint64[4]) { 96, 5, 1, 1 }, identity,
+                  (const gint64[4]) { 160, 3, 1, 1 });
+}
+
 static void
 test_cpy_bad (void)
 {
@@ -244,6 +311,8 @@ test_cpy_bad (void)
   g_autoptr (AtTestTensor) b = at_test_tensor_new (AT_TYPE_F16, 8, 3, 1, 1);
   g_autoptr (AtTestTensor) q = at_test_tensor_new (AT_TYPE_Q4_0, 32, 1, 1, 1);
   g_autoptr (AtTestTensor) e = at_test_tensor_new (AT_TYPE_F32, 2, 4, 1, 1);
+  g_autoptr (AtTestTensor) q8_tensor = at_test_tensor_new (AT_TYPE_Q8_0, 32, 1, 1, 1);
+  AtTensor q8 = q8_tensor->t;
   g_autoptr (AtBatch) batch = at_batch_new (at_test_gpu ());
   AtTensor odd_view = a->t;
 
@@ -251,6 +320,12 @@ test_cpy_bad (void)
   assert_refused (batch, "elements");
   at_op_cpy (batch, &a->t, &q->t);
   assert_refused (batch, "not supported");
+  at_op_cpy (batch, &b->t, &q->t);
+  assert_refused (batch, "not supported");
+  q8.ne[0] = 16;
+  q8.ne[1] = 2;
+  at_op_cpy (batch, &a->t, &q8);
+  assert_refused (batch, "whole Q8_0 blocks");
   /* a stride of one and a half floats */
   odd_view.ne[0] = 2;
   odd_view.nb[0] = 6;
@@ -474,6 +549,7 @@ main (int argc, char **argv)
   g_test_add_func ("/ops/binary/bad-broadcast", test_bad_broadcast);
   g_test_add_func ("/ops/cpy/types-and-views", test_cpy);
   g_test_add_func ("/ops/cpy/special-values", test_cpy_special_values);
+  g_test_add_func ("/ops/cpy/q8_0", test_cpy_q8_0);
   g_test_add_func ("/ops/cpy/bad", test_cpy_bad);
   g_test_add_func ("/ops/concat/dims", test_concat);
   g_test_add_func ("/ops/concat/bad", test_concat_bad);

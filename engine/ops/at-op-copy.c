@@ -10,14 +10,14 @@ is_plain_float (AtType type)
   return type == AT_TYPE_F32 || type == AT_TYPE_F16 || type == AT_TYPE_BF16;
 }
 
-/* The binding of t with its offset and strides in elements, which the shaders index
- * with; refuses strides that are not whole elements and tensors too large for 32-bit
- * indices. */
+/* The binding of t with its offset and strides in elements (for Q8_0 in 16-bit units:
+ * its blocks are 34 bytes), which the shaders index with; refuses strides that are not
+ * whole elements and tensors too large for 32-bit indices. */
 static gboolean
 element_binding (AtBatch *batch, const char *name, const AtTensor *t, gboolean write,
                  AtBinding *binding, guint32 *first, guint32 strides[4])
 {
-  gsize size = at_type_info (t->type)->type_size;
+  gsize size = t->type == AT_TYPE_Q8_0 ? 2 : at_type_info (t->type)->type_size;
   gboolean whole = t->offset % size == 0;
 
   for (int d = 0; d < 4; d++)
@@ -56,9 +56,14 @@ at_op_cpy (AtBatch *batch, const AtTensor *src, const AtTensor *dst)
   AtBinding bindings[2];
   char shader[32];
 
-  if (!at_op_check (batch, is_plain_float (src->type) && is_plain_float (dst->type),
-                    "cpy: %s to %s is not supported (F32, F16, BF16)",
+  gboolean to_q8_0 = src->type == AT_TYPE_F32 && dst->type == AT_TYPE_Q8_0;
+
+  if (!at_op_check (batch, (is_plain_float (src->type) && is_plain_float (dst->type)) ||
+                    to_q8_0, "cpy: %s to %s is not supported (F32, F16, BF16 and F32 to Q8_0)",
                     at_type_name (src->type), at_type_name (dst->type)) ||
+      !at_op_check (batch, !to_q8_0 || dst->ne[0] % 32 == 0,
+                    "cpy: rows of %" G_GINT64_FORMAT " are not whole Q8_0 blocks of 32",
+                    dst->ne[0]) ||
       !at_op_check (batch, at_tensor_n_elements (src) == at_tensor_n_elements (dst),
                     "cpy: %" G_GINT64_FORMAT " elements into %" G_GINT64_FORMAT,
                     at_tensor_n_elements (src), at_tensor_n_elements (dst)) ||
@@ -76,7 +81,8 @@ at_op_cpy (AtBatch *batch, const AtTensor *src, const AtTensor *dst)
     }
   g_snprintf (shader, sizeof shader, "cpy_%s_%s", at_type_name (src->type),
               at_type_name (dst->type));
-  dispatch (batch, shader, bindings, 2, &push, sizeof push, push.n);
+  /* Q8_0 takes one invocation per block */
+  dispatch (batch, shader, bindings, 2, &push, sizeof push, to_q8_0 ? push.n / 32 : push.n);
 }
 
 void

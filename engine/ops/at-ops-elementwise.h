@@ -21,11 +21,13 @@ AtTensor at_tensor_permute (const AtTensor *t, int axis0, int axis1, int axis2, 
 /* --- Copies --- */
 
 /* Copies src into dst converting the element type: F32, F16 and BF16 in any
- * combination. src and dst have the same number of elements but any shapes and
- * strides; element k of dst in its own row-major order (ne[0] fastest) receives element
- * k of src in src's order, so a permuted src view copied into a contiguous dst is
- * ggml's permute + cont. Conversions to F16 and BF16 round to nearest even, bit for bit
- * as at_fp32_to_fp16 / at_fp32_to_bf16. */
+ * combination, and F32 to Q8_0 (dst rows of whole blocks). src and dst have the same
+ * number of elements but any shapes and strides; element k of dst in its own row-major
+ * order (ne[0] fastest) receives element k of src in src's order, so a permuted src view
+ * copied into a contiguous dst is ggml's permute + cont. Conversions to F16 and BF16
+ * round to nearest even, bit for bit as at_fp32_to_fp16 / at_fp32_to_bf16. Q8_0 blocks
+ * are ggml's quantize_row_q8_0_ref's up to the device's division (Vulkan does not round
+ * it correctly): a rare quant may differ by one step. */
 void at_op_cpy (AtBatch *batch, const AtTensor *src, const AtTensor *dst);
 
 /* dst = a and c joined along dimension dim (0..3): every other dimension of the three

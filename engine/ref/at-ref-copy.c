@@ -1,16 +1,19 @@
+#include <math.h>
 #include <string.h>
 
 #include "ref/at-ref-elementwise.h"
 
 #include "ref/at-ref.h"
 
-/* The byte offset of element k (row-major over ne) of a strided tensor. */
+/* The byte offset of element k (row-major over ne) of a strided tensor, or of the block
+ * that holds it for a block type (nb[0] is then the block's stride). */
 static gsize
-element_offset (gint64 k, const gint64 ne[4], const gsize nb[4])
+element_offset (gint64 k, const gint64 ne[4], const gsize nb[4], guint block_size)
 {
-  gsize offset = 0;
+  gsize offset = (gsize) (k % ne[0] / block_size) * nb[0];
 
-  for (int d = 0; d < 4; d++)
+  k /= ne[0];
+  for (int d = 1; d < 4; d++)
     {
       offset += (gsize) (k % ne[d]) * nb[d];
       k /= ne[d];
@@ -18,25 +21,51 @@ element_offset (gint64 k, const gint64 ne[4], const gsize nb[4])
   return offset;
 }
 
+/* ggml's quantize_row_q8_0_ref: d = max |x| / 127, q = round (x / d). */
+static void
+quantize_q8_0 (const float *x, guint8 *block)
+{
+  float amax = 0.0f;
+  float d, id;
+  guint16 d16;
+
+  for (int j = 0; j < 32; j++)
+    amax = MAX (amax, fabsf (x[j]));
+  d = amax / 127.0f;
+  id = d != 0.0f ? 1.0f / d : 0.0f;
+  d16 = at_fp32_to_fp16 (d);
+  memcpy (block, &d16, 2);
+  for (int j = 0; j < 32; j++)
+    block[2 + j] = (guint8) (gint8) roundf (x[j] * id);
+}
+
 void
 at_ref_cpy (const void *src, AtType src_type, const gint64 src_ne[4], const gsize src_nb[4],
             void *dst, AtType dst_type, const gint64 dst_ne[4], const gsize dst_nb[4])
 {
   gint64 n = dst_ne[0] * dst_ne[1] * dst_ne[2] * dst_ne[3];
+  guint block_size = at_type_info (dst_type)->block_size;
 
-  for (gint64 k = 0; k < n; k++)
+  /* a block of dst at a time: the elements that fill it, converted to floats */
+  for (gint64 k = 0; k < n; k += block_size)
     {
-      const guint8 *from = (const guint8 *) src + element_offset (k, src_ne, src_nb);
-      guint8 *to = (guint8 *) dst + element_offset (k, dst_ne, dst_nb);
-      float value;
+      guint8 *to = (guint8 *) dst + element_offset (k, dst_ne, dst_nb, block_size);
+      float values[32];
 
       if (src_type == dst_type)
         {
-          memcpy (to, from, at_type_info (src_type)->type_size);
+          memcpy (to, (const guint8 *) src + element_offset (k, src_ne, src_nb, 1),
+                  at_type_info (src_type)->type_size);
           continue;
         }
-      at_ref_dequantize_row (src_type, from, &value, 1);
-      at_ref_quantize_row (dst_type, &value, to, 1);
+      for (guint e = 0; e < block_size; e++)
+        at_ref_dequantize_row (src_type,
+                               (const guint8 *) src + element_offset (k + e, src_ne, src_nb, 1),
+                               &values[e], 1);
+      if (dst_type == AT_TYPE_Q8_0)
+        quantize_q8_0 (values, to);
+      else
+        at_ref_quantize_row (dst_type, values, to, 1);
     }
 }
 

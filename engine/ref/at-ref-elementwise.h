@@ -12,8 +12,9 @@ G_BEGIN_DECLS
 
 /* Element k of dst in its row-major order = element k of src in its order, converted
  * from src_type to dst_type (F32, F16, BF16) through at_ref_dequantize_row /
- * at_ref_quantize_row, or its bytes as they are when the types agree. Both are
- * addressed through their byte strides nb. */
+ * at_ref_quantize_row, or its bytes as they are when the types agree; F32 to Q8_0
+ * quantizes each block of 32 as ggml's quantize_row_q8_0_ref. Both are addressed
+ * through their byte strides nb (for Q8_0 nb[0] is the block's). */
 void at_ref_cpy (const void *src, AtType src_type, const gint64 src_ne[4],
                  const gsize src_nb[4], void *dst, AtType dst_type, const gint64 dst_ne[4],
                  const gsize dst_nb[4]);
