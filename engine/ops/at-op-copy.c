@@ -34,11 +34,15 @@ element_binding (AtBatch *batch, const char *name, const AtTensor *t, gboolean w
   return TRUE;
 }
 
+/* n invocations; none for empty tensors */
 static void
 dispatch (AtBatch *batch, const char *shader, const AtBinding *bindings, guint n_bindings,
           const void *push, guint push_size, gint64 n)
 {
   const guint32 spec[] = { WORKGROUP_SIZE };
+
+  if (n == 0)
+    return;
 
   at_batch_dispatch_1d (batch, shader, spec, 1, bindings, n_bindings, push, push_size,
                         (n + WORKGROUP_SIZE - 1) / WORKGROUP_SIZE);
@@ -69,8 +73,6 @@ at_op_cpy (AtBatch *batch, const AtTensor *src, const AtTensor *dst)
                     at_tensor_n_elements (src), at_tensor_n_elements (dst)) ||
       !element_binding (batch, "cpy", src, FALSE, &bindings[0], &push.s_first, push.s_s) ||
       !element_binding (batch, "cpy", dst, TRUE, &bindings[1], &push.d_first, push.d_s))
-    return;
-  if (at_tensor_n_elements (dst) == 0)
     return;
 
   push.n = (guint32) at_tensor_n_elements (dst);
@@ -120,8 +122,6 @@ at_op_concat (AtBatch *batch, const AtTensor *a, const AtTensor *c, const AtTens
       !element_binding (batch, "concat", c, FALSE, &bindings[1], &push.c_first, push.c_s) ||
       !element_binding (batch, "concat", dst, TRUE, &bindings[2], &push.d_first, push.d_s))
     return;
-  if (at_tensor_n_elements (dst) == 0)
-    return;
 
   for (int d = 0; d < 4; d++)
     push.ne[d] = (guint32) dst->ne[d];
@@ -154,8 +154,6 @@ at_op_upscale_nearest (AtBatch *batch, const AtTensor *x, const AtTensor *dst, i
                     dst->ne[2], dst->ne[3]) ||
       !element_binding (batch, "upscale", x, FALSE, &bindings[0], &push.x_first, push.x_s) ||
       !element_binding (batch, "upscale", dst, TRUE, &bindings[1], &push.d_first, push.d_s))
-    return;
-  if (at_tensor_n_elements (dst) == 0)
     return;
 
   for (int d = 0; d < 4; d++)
