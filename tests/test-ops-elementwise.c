@@ -304,6 +304,31 @@ test_cpy_q8_0 (void)
                   (const gint64[4]) { 160, 3, 1, 1 });
 }
 
+/* A contiguous same-type cpy is a transfer copy; the dispatch after it in the same batch
+ * must see its result. */
+static void
+test_cpy_chain (void)
+{
+  gsize n = 999 * 7;
+  g_autoptr (AtTestTensor) a = at_test_tensor_new (AT_TYPE_F32, 999, 7, 1, 1);
+  g_autoptr (AtTestTensor) b = at_test_tensor_new (AT_TYPE_F32, 7, 999, 1, 1);
+  g_autoptr (AtTestTensor) c = at_test_tensor_new (AT_TYPE_F16, 999, 7, 1, 1);
+  g_autofree float *values = at_test_random_floats (n, -2, 2);
+  g_autofree float *got = NULL;
+  g_autoptr (AtBatch) batch = at_batch_new (at_test_gpu ());
+
+  at_test_tensor_upload (a, values);
+  at_test_tensor_poison (b);
+  at_test_tensor_poison (c);
+  at_op_cpy (batch, &a->t, &b->t);
+  at_op_cpy (batch, &b->t, &c->t);
+  at_test_run_batch (batch);
+  got = at_test_tensor_download (c);
+  round_to_type (AT_TYPE_F16, values, n);
+  /* the one rounding to f16 is the reference's: exact */
+  at_test_assert_close ("cpy then cpy to f16", got, values, n, 0.0);
+}
+
 static void
 test_cpy_bad (void)
 {
@@ -550,6 +575,7 @@ main (int argc, char **argv)
   g_test_add_func ("/ops/cpy/types-and-views", test_cpy);
   g_test_add_func ("/ops/cpy/special-values", test_cpy_special_values);
   g_test_add_func ("/ops/cpy/q8_0", test_cpy_q8_0);
+  g_test_add_func ("/ops/cpy/chain", test_cpy_chain);
   g_test_add_func ("/ops/cpy/bad", test_cpy_bad);
   g_test_add_func ("/ops/concat/dims", test_concat);
   g_test_add_func ("/ops/concat/bad", test_concat_bad);

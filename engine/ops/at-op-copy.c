@@ -75,6 +75,16 @@ at_op_cpy (AtBatch *batch, const AtTensor *src, const AtTensor *dst)
       !element_binding (batch, "cpy", dst, TRUE, &bindings[1], &push.d_first, push.d_s))
     return;
 
+  /* the same bytes in the same order: a plain transfer copy, at memory speed */
+  if (src->type == dst->type && at_tensor_is_contiguous (src) && at_tensor_is_contiguous (dst) &&
+      (src->buffer != dst->buffer || src->offset + at_tensor_extent (src) <= dst->offset ||
+       dst->offset + at_tensor_extent (dst) <= src->offset))
+    {
+      at_batch_copy (batch, src->buffer, src->offset, dst->buffer, dst->offset,
+                     at_tensor_extent (src));
+      return;
+    }
+
   push.n = (guint32) at_tensor_n_elements (dst);
   for (int d = 0; d < 3; d++)
     {
