@@ -1,0 +1,114 @@
+#include "at-engine-private.h"
+
+struct _AtEngine {
+  GObject parent_instance;
+  AtGpu *gpu;
+  GThreadPool *worker; /* one thread: jobs run in order */
+};
+
+G_DEFINE_FINAL_TYPE (AtEngine, at_engine, G_TYPE_OBJECT)
+
+typedef struct {
+  AtEngine *engine;
+  GTask *task;
+  AtJobFunc func;
+} Job;
+
+static void
+run_job (gpointer data, gpointer user_data)
+{
+  Job *job = data;
+
+  if (!g_task_return_error_if_cancelled (job->task))
+    job->func (job->engine, job->task, g_task_get_task_data (job->task),
+               g_task_get_cancellable (job->task));
+  g_object_unref (job->task);
+  g_object_unref (job->engine);
+  g_free (job);
+}
+
+static void
+at_engine_finalize (GObject *object)
+{
+  AtEngine *engine = AT_ENGINE (object);
+
+  /* Queued jobs hold a reference to the engine, so none is left when this runs. */
+  if (engine->worker)
+    g_thread_pool_free (engine->worker, FALSE, TRUE);
+  g_clear_pointer (&engine->gpu, at_gpu_free);
+  G_OBJECT_CLASS (at_engine_parent_class)->finalize (object);
+}
+
+static void
+at_engine_class_init (AtEngineClass *klass)
+{
+  G_OBJECT_CLASS (klass)->finalize = at_engine_finalize;
+}
+
+static void
+at_engine_init (AtEngine *engine)
+{
+}
+
+AtEngine *
+at_engine_new (const char *device_selector, GError **error)
+{
+  g_autoptr (AtEngine) engine = g_object_new (AT_TYPE_ENGINE, NULL);
+
+  engine->gpu = at_gpu_new (device_selector, error);
+  if (engine->gpu == NULL)
+    return NULL;
+  engine->worker = g_thread_pool_new (run_job, NULL, 1, TRUE, error);
+  if (engine->worker == NULL)
+    return NULL;
+  return g_steal_pointer (&engine);
+}
+
+AtGpu *
+at_engine_get_gpu (AtEngine *engine)
+{
+  g_return_val_if_fail (AT_IS_ENGINE (engine), NULL);
+  return engine->gpu;
+}
+
+const char *
+at_engine_get_device_name (AtEngine *engine)
+{
+  g_return_val_if_fail (AT_IS_ENGINE (engine), NULL);
+  return at_gpu_get_info (engine->gpu)->name;
+}
+
+gboolean
+at_engine_is_software_device (AtEngine *engine)
+{
+  g_return_val_if_fail (AT_IS_ENGINE (engine), FALSE);
+  return at_gpu_get_info (engine->gpu)->type == VK_PHYSICAL_DEVICE_TYPE_CPU;
+}
+
+guint64
+at_engine_get_memory_used (AtEngine *engine, guint64 *total)
+{
+  g_return_val_if_fail (AT_IS_ENGINE (engine), 0);
+  if (total)
+    *total = at_gpu_get_info (engine->gpu)->device_local_bytes;
+  return at_gpu_get_allocated_bytes (engine->gpu, NULL);
+}
+
+void
+at_engine_queue_job (AtEngine *engine, GTask *task, AtJobFunc func)
+{
+  Job *job = g_new0 (Job, 1);
+
+  g_return_if_fail (AT_IS_ENGINE (engine));
+  job->engine = g_object_ref (engine);
+  job->task = g_object_ref (task);
+  job->func = func;
+  g_thread_pool_push (engine->worker, job, NULL);
+}
+
+void
+at_engine_job_notify (GTask *task, GSourceFunc func, gpointer data, GDestroyNotify destroy)
+{
+  g_main_context_invoke_full (g_task_get_context (task), G_PRIORITY_DEFAULT, func, data,
+                              destroy);
+}
