@@ -174,6 +174,43 @@ test_unknown_shader (void)
   g_assert_nonnull (strstr (error->message, "no_such_shader"));
 }
 
+/* Scratch memory carries an intermediate between dispatches, is reused by the next
+ * recording and grows to one buffer that holds a whole recording's needs. */
+static void
+test_scratch (void)
+{
+  const gint64 n = 300000; /* 1.2 MB: more than the first scratch buffer */
+  g_autoptr (AtTestTensor) x = at_test_tensor_new (AT_TYPE_F32, n, 1, 1, 1);
+  g_autoptr (AtTestTensor) y = at_test_tensor_new (AT_TYPE_F32, n, 1, 1, 1);
+  g_autoptr (AtBatch) batch = at_batch_new (at_test_gpu ());
+  g_autofree float *values = at_test_random_floats (n, -1, 1);
+  AtGpuBuffer *first_buffer = NULL;
+
+  at_test_tensor_upload (x, values);
+  for (int run = 0; run < 3; run++)
+    {
+      g_autofree float *got = NULL;
+      gsize offset_a, offset_b;
+      AtGpuBuffer *a = at_batch_get_scratch (batch, n * 4, &offset_a);
+      AtGpuBuffer *b = at_batch_get_scratch (batch, n * 4, &offset_b);
+      AtTensor ta = at_tensor_make (a, offset_a, AT_TYPE_F32, n, 1, 1, 1);
+      AtTensor tb = at_tensor_make (b, offset_b, AT_TYPE_F32, n, 1, 1, 1);
+
+      g_assert_true (a != b || offset_a + n * 4 <= offset_b);
+      if (run == 1)
+        first_buffer = a;
+      else if (run == 2)
+        g_assert_true (a == first_buffer); /* reused, not reallocated */
+      at_op_add (batch, &x->t, &x->t, &ta);   /* 2x */
+      at_op_add (batch, &ta, &x->t, &tb);     /* 3x */
+      at_op_mul (batch, &tb, &ta, &y->t);     /* 6x^2 */
+      at_test_run_batch (batch);
+      got = at_test_tensor_download (y);
+      for (gint64 i = 0; i < n; i += 997)
+        g_assert_cmpfloat_with_epsilon (got[i], 6 * values[i] * values[i], 1e-5);
+    }
+}
+
 /* The benchmark's compute-roof kernel computes what its reference says. */
 static void
 test_peak_flops_kernel (void)
@@ -207,5 +244,6 @@ main (int argc, char **argv)
   g_test_add_func ("/gpu/bad-binding", test_bad_binding);
   g_test_add_func ("/gpu/unknown-shader", test_unknown_shader);
   g_test_add_func ("/gpu/peak-flops-kernel", test_peak_flops_kernel);
+  g_test_add_func ("/gpu/scratch", test_scratch);
   return at_test_run ();
 }

@@ -95,6 +95,11 @@ struct _AtBatch {
   GPtrArray *labels; /* const char *, one per timed command */
   GArray *timings;   /* AtDispatchTime of the last run */
   double total_ms;
+
+  GPtrArray *scratch;    /* AtGpuBuffer*, filled in order */
+  gsize scratch_used;    /* bytes taken from the last buffer in this recording */
+  gsize scratch_demand;  /* bytes all of this recording's requests took */
+  gsize scratch_peak;    /* the largest demand seen: the size to consolidate to */
 };
 
 /* --- Errors ------------------------------------------------------------------ */
@@ -1147,6 +1152,7 @@ at_batch_new (AtGpu *gpu)
   batch->labels = g_ptr_array_new ();
   batch->timings = g_array_new (FALSE, FALSE, sizeof (AtDispatchTime));
   batch->timing = gpu->profile;
+  batch->scratch = g_ptr_array_new_with_free_func ((GDestroyNotify) at_gpu_buffer_free);
 
   if (!vk_check (vkCreateCommandPool (gpu->device, &pool_info, NULL, &batch->pool),
                  "Creating a command pool", &error) ||
@@ -1185,6 +1191,7 @@ at_batch_free (AtBatch *batch)
   if (batch->pool)
     vkDestroyCommandPool (device, batch->pool, NULL);
   g_clear_error (&batch->error);
+  g_ptr_array_unref (batch->scratch);
   g_array_unref (batch->pending);
   g_ptr_array_unref (batch->labels);
   g_array_unref (batch->timings);
@@ -1488,9 +1495,46 @@ collect_timings (AtBatch *batch)
     print_profile (batch);
 }
 
+AtGpuBuffer *
+at_batch_get_scratch (AtBatch *batch, gsize size, gsize *offset)
+{
+  gsize alignment = batch->gpu->info->min_storage_offset_alignment;
+  gsize start = (batch->scratch_used + alignment - 1) / alignment * alignment;
+  AtGpuBuffer *last = batch->scratch->len
+    ? g_ptr_array_index (batch->scratch, batch->scratch->len - 1) : NULL;
+  GError *error = NULL;
+
+  if (batch->error)
+    return NULL;
+  batch->scratch_demand += size + alignment;
+  if (last == NULL || start + size > last->size)
+    {
+      gsize wanted = MAX (MAX (size, batch->scratch_peak), (gsize) 1 << 20);
+      last = at_gpu_buffer_new (batch->gpu, wanted, AT_GPU_MEMORY_DEVICE, &error);
+      if (last == NULL)
+        {
+          at_batch_take_error (batch, error);
+          return NULL;
+        }
+      g_ptr_array_add (batch->scratch, last);
+      start = 0;
+    }
+  batch->scratch_used = start + size;
+  *offset = start;
+  return last;
+}
+
 static void
 reset_recording (AtBatch *batch)
 {
+  /* A recording that needed more than one scratch buffer gets one buffer big enough
+   * for all of it next time. */
+  batch->scratch_peak = MAX (batch->scratch_peak, batch->scratch_demand);
+  if (batch->scratch->len > 1)
+    g_ptr_array_set_size (batch->scratch, 0);
+  batch->scratch_used = 0;
+  batch->scratch_demand = 0;
+
   if (batch->recording)
     vkEndCommandBuffer (batch->cmd);
   vkResetCommandPool (batch->gpu->device, batch->pool, 0);

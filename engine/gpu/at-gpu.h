@@ -141,6 +141,13 @@ void at_batch_dispatch_1d (AtBatch *batch, const char *shader,
 void at_batch_copy (AtBatch *batch, const AtGpuBuffer *src, gsize src_offset,
                     const AtGpuBuffer *dst, gsize dst_offset, gsize size);
 
+/* Device memory for intermediate results inside the current recording (partial sums of
+ * a split reduction, say): size bytes at *offset in the returned buffer, aligned for
+ * binding. Valid until at_batch_run() returns; later recordings reuse the memory, so
+ * steady-state forward passes allocate nothing. NULL (and the batch fails) when memory
+ * runs out. */
+AtGpuBuffer *at_batch_get_scratch (AtBatch *batch, gsize size, gsize *offset);
+
 /* Records that the batch failed; the first error wins and at_batch_run() returns it. */
 void at_batch_take_error (AtBatch *batch, GError *error);
 gboolean at_batch_has_error (AtBatch *batch);
