@@ -43,6 +43,16 @@ input_init (Input *in, const gint64 ne[4], gboolean strided, float lo, float hi)
     in->t.offset += 4;
 }
 
+/* A weight in [0.5, 1.5) and a bias in [-1, 1), n elements each. */
+static void
+affine_init (Input *weight, Input *bias, gint64 n)
+{
+  const gint64 ne[4] = { n, 1, 1, 1 };
+
+  input_init (weight, ne, FALSE, 0.5, 1.5);
+  input_init (bias, ne, FALSE, -1, 1);
+}
+
 static AtTestTensor *
 output_new (AtType type, const gint64 ne[4])
 {
@@ -96,7 +106,6 @@ static void
 check_row_norm (gboolean layer, const gint64 ne[4], gboolean strided, gboolean affine)
 {
   gint64 n = ne[0] * ne[1] * ne[2] * ne[3];
-  const gint64 w_ne[4] = { ne[0], 1, 1, 1 };
   g_auto (Input) x = { 0 };
   g_auto (Input) w = { 0 };
   g_auto (Input) b = { 0 };
@@ -109,8 +118,7 @@ check_row_norm (gboolean layer, const gint64 ne[4], gboolean strided, gboolean a
 
   /* An offset mean makes layer norm's mean subtraction matter. */
   input_init (&x, ne, strided, -1, 3);
-  input_init (&w, w_ne, FALSE, 0.5, 1.5);
-  input_init (&b, w_ne, FALSE, -1, 1);
+  affine_init (&w, &b, ne[0]);
   if (layer)
     {
       at_op_layer_norm (batch, &x.t, affine ? &w.t : NULL, affine ? &b.t : NULL, &dst->t,
@@ -170,7 +178,6 @@ static void
 check_group_norm (const gint64 ne[4], int n_groups, gboolean affine, gboolean fuse_silu)
 {
   gint64 n = ne[0] * ne[1] * ne[2] * ne[3];
-  const gint64 c_ne[4] = { ne[2], 1, 1, 1 };
   g_auto (Input) x = { 0 };
   g_auto (Input) w = { 0 };
   g_auto (Input) b = { 0 };
@@ -181,8 +188,7 @@ check_group_norm (const gint64 ne[4], int n_groups, gboolean affine, gboolean fu
   g_autofree char *what = describe (fuse_silu ? "group_norm+silu" : "group_norm", ne, FALSE);
 
   input_init (&x, ne, FALSE, -2, 4);
-  input_init (&w, c_ne, FALSE, 0.5, 1.5);
-  input_init (&b, c_ne, FALSE, -1, 1);
+  affine_init (&w, &b, ne[2]);
   at_op_group_norm (batch, &x.t, affine ? &w.t : NULL, affine ? &b.t : NULL, &dst->t,
                     n_groups, 1e-6f, fuse_silu);
   at_test_run_batch (batch);

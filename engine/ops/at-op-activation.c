@@ -28,10 +28,7 @@ unary (AtBatch *batch, const char *shader, const char *op, const AtTensor *x,
 
   if (!check_f32_same_shape (batch, x, dst, op))
     return;
-  for (int d = 0; d < 4; d++)
-    push.ne[d] = (guint32) x->ne[d];
-  at_op_element_strides (x, 4, push.x_s);
-  at_op_element_strides (dst, 4, push.d_s);
+  at_op_push_shape (x, dst, push.ne, push.x_s, push.d_s);
   bindings[0] = at_tensor_binding (batch, x, FALSE, 4, &push.x_first);
   bindings[1] = at_tensor_binding (batch, dst, TRUE, 4, &push.d_first);
   at_batch_dispatch_1d (batch, shader, spec, 1, bindings, 2, &push, sizeof push,
@@ -98,11 +95,8 @@ at_op_glu (AtBatch *batch, AtGluOp op, const AtTensor *x, const AtTensor *gate,
       !at_op_check_same_shape (batch, gate, dst, "glu", "gate", "dst"))
     return;
 
-  for (int d = 0; d < 4; d++)
-    push.ne[d] = (guint32) dst->ne[d];
-  at_op_element_strides (&value, 4, push.x_s);
+  at_op_push_shape (&value, dst, push.ne, push.x_s, push.d_s);
   at_op_element_strides (gate, 4, push.g_s);
-  at_op_element_strides (dst, 4, push.d_s);
   bindings[0] = at_tensor_binding (batch, &value, FALSE, 4, &push.x_first);
   bindings[1] = at_tensor_binding (batch, gate, FALSE, 4, &push.g_first);
   bindings[2] = at_tensor_binding (batch, dst, TRUE, 4, &push.d_first);

@@ -40,6 +40,16 @@ at_op_element_strides (const AtTensor *t, guint elem_size, guint32 strides[4])
     strides[d] = (guint32) (t->nb[d] / elem_size);
 }
 
+void
+at_op_push_shape (const AtTensor *x, const AtTensor *dst, guint32 ne[4],
+                  guint32 x_strides[4], guint32 dst_strides[4])
+{
+  for (int d = 0; d < 4; d++)
+    ne[d] = (guint32) x->ne[d];
+  at_op_element_strides (x, 4, x_strides);
+  at_op_element_strides (dst, 4, dst_strides);
+}
+
 gboolean
 at_op_check_type (AtBatch *batch, const AtTensor *t, AtType type, const char *op,
                   const char *role)
@@ -115,10 +125,7 @@ row_norm (AtBatch *batch, const char *op, const char *plain, const char *subgrou
       !check_affine (batch, weight, x->ne[0], op, "weight") ||
       !check_affine (batch, bias, x->ne[0], op, "bias"))
     return;
-  for (int d = 0; d < 4; d++)
-    push.ne[d] = (guint32) x->ne[d];
-  at_op_element_strides (x, 4, push.x_s);
-  at_op_element_strides (dst, 4, push.d_s);
+  at_op_push_shape (x, dst, push.ne, push.x_s, push.d_s);
   dispatch_norm (batch, plain, subgroup, &push, x, weight, bias, dst);
 }
 

@@ -37,10 +37,7 @@ at_op_soft_max (AtBatch *batch, const AtTensor *x, const AtTensor *mask,
                      mask->ne[0], mask->ne[1], mask->ne[2], mask->ne[3])))
     return;
 
-  for (int d = 0; d < 4; d++)
-    push.ne[d] = (guint32) x->ne[d];
-  at_op_element_strides (x, 4, push.x_s);
-  at_op_element_strides (dst, 4, push.d_s);
+  at_op_push_shape (x, dst, push.ne, push.x_s, push.d_s);
   bindings[0] = at_tensor_binding (batch, x, FALSE, 4, &push.x_first);
   if (mask != NULL)
     {

@@ -17,6 +17,10 @@ guint32 at_op_row_workgroup_size (AtBatch *batch, gint64 row_length);
 /* t's byte strides in elements of elem_size bytes. */
 void at_op_element_strides (const AtTensor *t, guint elem_size, guint32 strides[4]);
 
+/* The shape of F32 x (and dst), and both tensors' element strides, for push constants. */
+void at_op_push_shape (const AtTensor *x, const AtTensor *dst, guint32 ne[4],
+                       guint32 x_strides[4], guint32 dst_strides[4]);
+
 /* Refuses (with an error on the batch) a tensor whose type is not `type`; op and role
  * name it in the message. */
 gboolean at_op_check_type (AtBatch *batch, const AtTensor *t, AtType type, const char *op,
