@@ -8,7 +8,8 @@
 #include <string.h>
 
 /* A vocabulary as tests/data/vocab/gguf-to-vocab.py writes it. */
-typedef struct {
+typedef struct
+{
   AtTokenizerSpec spec;
   char *model, *pre;
   GPtrArray *tokens, *merges;
@@ -74,7 +75,7 @@ vocab_load (const char *name)
   while ((line = read_line (in)) && !g_str_has_prefix (line, "tokens "))
     {
       g_auto (GStrv) kv = g_strsplit (line, " ", 2);
-      gint32 value = (gint32) g_ascii_strtoll (kv[1], NULL, 10);
+      gint32 value = (gint32)g_ascii_strtoll (kv[1], NULL, 10);
 
       if (strcmp (kv[0], "bos_token_id") == 0)
         v->spec.bos_id = value;
@@ -104,8 +105,8 @@ vocab_load (const char *name)
     {
       g_autofree char *record = read_line (in);
       char *end;
-      gint32 type = (gint32) g_ascii_strtoll (record, &end, 10);
-      float score = (float) g_ascii_strtod (end + 1, &end);
+      gint32 type = (gint32)g_ascii_strtoll (record, &end, 10);
+      float score = (float)g_ascii_strtod (end + 1, &end);
 
       g_assert_cmpint (*end, ==, ' ');
       g_ptr_array_add (v->tokens, g_strcompress (end + 1));
@@ -120,11 +121,11 @@ vocab_load (const char *name)
       g_ptr_array_add (v->merges, g_strcompress (record));
     }
 
-  v->spec.tokens = (const char *const *) v->tokens->pdata;
+  v->spec.tokens = (const char *const *)v->tokens->pdata;
   v->spec.n_tokens = v->tokens->len;
-  v->spec.scores = (const float *) v->scores->data;
-  v->spec.token_types = (const gint32 *) v->types->data;
-  v->spec.merges = (const char *const *) v->merges->pdata;
+  v->spec.scores = (const float *)v->scores->data;
+  v->spec.token_types = (const gint32 *)v->types->data;
+  v->spec.merges = (const char *const *)v->merges->pdata;
   v->spec.n_merges = v->merges->len;
   v->tok = at_tokenizer_new (&v->spec, &error);
   g_assert_no_error (error);
@@ -159,11 +160,11 @@ assert_round_trip (AtTokenizer *tok, const char *text)
 {
   g_autoptr (GArray) ids = at_tokenizer_encode (tok, text, -1, AT_TOKENIZE_NONE);
   gsize length;
-  g_autofree char *back = at_tokenizer_decode (tok, (gint32 *) ids->data, ids->len, FALSE, &length);
+  g_autofree char *back = at_tokenizer_decode (tok, (gint32 *)ids->data, ids->len, FALSE, &length);
 
   if (length != strlen (text) || memcmp (back, text, length) != 0)
     {
-      g_autofree char *s = ids_to_string ((gint32 *) ids->data, ids->len);
+      g_autofree char *s = ids_to_string ((gint32 *)ids->data, ids->len);
       g_test_message ("round trip of '%s' gave '%s' (ids %s)", text, back, s);
       g_test_fail ();
     }
@@ -194,9 +195,9 @@ test_expected (gconstpointer data)
 
   for (guint i = 0; i < n_cases; i++)
     {
-      g_autoptr (GArray) ids = at_tokenizer_encode (vocab_get (name)->tok, cases[i], -1,
-                                                    AT_TOKENIZE_NONE);
-      g_autofree char *got = ids_to_string ((gint32 *) ids->data, ids->len);
+      g_autoptr (GArray) ids
+          = at_tokenizer_encode (vocab_get (name)->tok, cases[i], -1, AT_TOKENIZE_NONE);
+      g_autofree char *got = ids_to_string ((gint32 *)ids->data, ids->len);
 
       if (strcmp (got, expected[i]) != 0)
         {
@@ -217,11 +218,11 @@ static char *
 random_text (guint n_chars)
 {
   static const gunichar ranges[][2] = {
-    { 0x20, 0x7e },       { 0x20, 0x20 },       { 0x09, 0x0d },       { 0x01, 0x1f },
-    { 0x80, 0xff },       { 0x300, 0x36f },     { 0x400, 0x4ff },     { 0x660, 0x669 },
-    { 0x1780, 0x17ff },   { 0x2000, 0x200f },   { 0x2028, 0x202f },   { 0x3000, 0x3000 },
-    { 0x3040, 0x30ff },   { 0x4e00, 0x9fff },   { 0xac00, 0xd7a3 },   { 0xe000, 0xe0ff },
-    { 0xfe00, 0xfe0f },   { 0xfff0, 0xffff },   { 0x1d400, 0x1d7ff }, { 0x1f300, 0x1faff },
+    { 0x20, 0x7e },         { 0x20, 0x20 },     { 0x09, 0x0d },       { 0x01, 0x1f },
+    { 0x80, 0xff },         { 0x300, 0x36f },   { 0x400, 0x4ff },     { 0x660, 0x669 },
+    { 0x1780, 0x17ff },     { 0x2000, 0x200f }, { 0x2028, 0x202f },   { 0x3000, 0x3000 },
+    { 0x3040, 0x30ff },     { 0x4e00, 0x9fff }, { 0xac00, 0xd7a3 },   { 0xe000, 0xe0ff },
+    { 0xfe00, 0xfe0f },     { 0xfff0, 0xffff }, { 0x1d400, 0x1d7ff }, { 0x1f300, 0x1faff },
     { 0x10fff0, 0x10ffff }, { '\'', '\'' },     { '0', '9' },         { 'a', 'z' },
   };
   GString *s = g_string_new (NULL);
@@ -229,7 +230,7 @@ random_text (guint n_chars)
   for (guint i = 0; i < n_chars; i++)
     {
       guint r = g_test_rand_int_range (0, G_N_ELEMENTS (ranges));
-      gunichar c = (gunichar) g_test_rand_int_range (ranges[r][0], ranges[r][1] + 1);
+      gunichar c = (gunichar)g_test_rand_int_range (ranges[r][0], ranges[r][1] + 1);
       g_string_append_unichar (s, c);
     }
   return g_string_free (s, FALSE);
@@ -240,10 +241,24 @@ test_round_trip (gconstpointer data)
 {
   AtTokenizer *tok = vocab_get (data)->tok;
   static const char *const fixed[] = {
-    "", " ", "  ", "\n", " \n ", "a", " a", "a ", "\xe2\x96\x81", "\xe2\x96\x81 x",
-    "<s></s><unk><|im_start|><|begin_of_text|>", "<0x41>", "e\xcc\x81\xcc\x81\xcc\x81",
+    "",
+    " ",
+    "  ",
+    "\n",
+    " \n ",
+    "a",
+    " a",
+    "a ",
+    "\xe2\x96\x81",
+    "\xe2\x96\x81 x",
+    "<s></s><unk><|im_start|><|begin_of_text|>",
+    "<0x41>",
+    "e\xcc\x81\xcc\x81\xcc\x81",
     "\xf0\x9f\x91\xa9\xe2\x80\x8d\xf0\x9f\x91\xa9\xe2\x80\x8d\xf0\x9f\x91\xa7",
-    "\xef\xbb\xbf" "BOM", "\x7f\x01\x02", "\xef\xbf\xbf\xf4\x8f\xbf\xbf",
+    "\xef\xbb\xbf"
+    "BOM",
+    "\x7f\x01\x02",
+    "\xef\xbf\xbf\xf4\x8f\xbf\xbf",
   };
 
   for (gsize i = 0; i < G_N_ELEMENTS (fixed); i++)
@@ -286,7 +301,7 @@ test_streaming (gconstpointer data)
     {
       g_autofree char *text = random_text (g_test_rand_int_range (1, 60));
       g_autoptr (GArray) ids = at_tokenizer_encode (tok, text, -1, AT_TOKENIZE_ADD_SPECIAL);
-      check_stream (tok, (gint32 *) ids->data, ids->len, text);
+      check_stream (tok, (gint32 *)ids->data, ids->len, text);
     }
   /* Arbitrary ids, byte tokens among them, make broken sequences: still valid chunks. */
   for (guint i = 0; i < 200; i++)
@@ -294,7 +309,7 @@ test_streaming (gconstpointer data)
       gint32 ids[16];
       for (gsize j = 0; j < G_N_ELEMENTS (ids); j++)
         ids[j] = g_test_rand_bit () ? g_test_rand_int_range (0, 300)
-                                    : g_test_rand_int_range (0, (gint32) n_tokens);
+                                    : g_test_rand_int_range (0, (gint32)n_tokens);
       check_stream (tok, ids, G_N_ELEMENTS (ids), NULL);
     }
 }
@@ -302,7 +317,7 @@ test_streaming (gconstpointer data)
 static void
 assert_ids (GArray *ids, const char *expected)
 {
-  g_autofree char *got = ids_to_string ((gint32 *) ids->data, ids->len);
+  g_autofree char *got = ids_to_string ((gint32 *)ids->data, ids->len);
   g_assert_cmpstr (got, ==, expected);
 }
 
@@ -326,19 +341,19 @@ test_add_special (void)
   g_autoptr (GArray) empty_bos = at_tokenizer_encode (spm->tok, "", 0, AT_TOKENIZE_ADD_SPECIAL);
   g_autoptr (GArray) hello = at_tokenizer_encode (spm->tok, "Hello", -1, AT_TOKENIZE_ADD_SPECIAL);
   g_autoptr (GArray) hello_eos = NULL;
-  g_autoptr (GArray) llama3 = at_tokenizer_encode (vocab_get ("llama-bpe")->tok, "Hello", -1,
-                                                   AT_TOKENIZE_ADD_SPECIAL);
-  g_autoptr (GArray) qwen = at_tokenizer_encode (vocab_get ("qwen2")->tok, "Hello", -1,
-                                                 AT_TOKENIZE_ADD_SPECIAL);
+  g_autoptr (GArray) llama3
+      = at_tokenizer_encode (vocab_get ("llama-bpe")->tok, "Hello", -1, AT_TOKENIZE_ADD_SPECIAL);
+  g_autoptr (GArray) qwen
+      = at_tokenizer_encode (vocab_get ("qwen2")->tok, "Hello", -1, AT_TOKENIZE_ADD_SPECIAL);
   g_autofree char *decoded = NULL;
 
   assert_ids (empty, "");
   assert_ids (empty_bos, "1");
   assert_ids (hello, "1 15043");
-  decoded = at_tokenizer_decode (spm->tok, (gint32 *) hello->data, hello->len, FALSE, NULL);
+  decoded = at_tokenizer_decode (spm->tok, (gint32 *)hello->data, hello->len, FALSE, NULL);
   g_assert_cmpstr (decoded, ==, "Hello");
   g_clear_pointer (&decoded, g_free);
-  decoded = at_tokenizer_decode (spm->tok, (gint32 *) hello->data, hello->len, TRUE, NULL);
+  decoded = at_tokenizer_decode (spm->tok, (gint32 *)hello->data, hello->len, TRUE, NULL);
   g_assert_cmpstr (decoded, ==, "<s> Hello");
 
   spec.add_eos = TRUE;
@@ -364,7 +379,8 @@ test_parse_special (void)
   g_autoptr (GArray) bot = at_tokenizer_encode (llama3, "<|begin_of_text|>Hi<|eot_id|>", -1,
                                                 AT_TOKENIZE_PARSE_SPECIAL);
   g_autoptr (GArray) s_plain = at_tokenizer_encode (spm, "<s>Hello", -1, AT_TOKENIZE_NONE);
-  g_autoptr (GArray) s_parsed = at_tokenizer_encode (spm, "<s>Hello", -1, AT_TOKENIZE_PARSE_SPECIAL);
+  g_autoptr (GArray) s_parsed
+      = at_tokenizer_encode (spm, "<s>Hello", -1, AT_TOKENIZE_PARSE_SPECIAL);
   g_autofree char *back = NULL;
   g_autofree char *special = NULL;
 
@@ -377,9 +393,9 @@ test_parse_special (void)
   /* The text after a special token gets its own space prefix. */
   assert_ids (s_parsed, "1 15043");
 
-  back = at_tokenizer_decode (qwen, (gint32 *) parsed->data, parsed->len, FALSE, NULL);
+  back = at_tokenizer_decode (qwen, (gint32 *)parsed->data, parsed->len, FALSE, NULL);
   g_assert_cmpstr (back, ==, "user\nHi\n");
-  special = at_tokenizer_decode (qwen, (gint32 *) parsed->data, parsed->len, TRUE, NULL);
+  special = at_tokenizer_decode (qwen, (gint32 *)parsed->data, parsed->len, TRUE, NULL);
   g_assert_cmpstr (special, ==, chat);
 
   g_assert_true (at_tokenizer_is_end_of_generation (llama3, 128009));
@@ -410,10 +426,63 @@ test_long (gconstpointer data)
     }
   assert_round_trip (tok, prose->str);
   assert_round_trip (tok, word);
-  g_test_message ("%s: 2 x 100 KB encoded and decoded in %.2f s", (const char *) data,
+  g_test_message ("%s: 2 x 100 KB encoded and decoded in %.2f s", (const char *)data,
                   g_timer_elapsed (timer, NULL));
   /* Quadratic merging would take minutes here; this only catches that. */
   g_assert_cmpfloat (g_timer_elapsed (timer, NULL), <, 20.0);
+}
+
+/* Tokens never cross the pre-tokenizer's word boundaries: every boundary listed (byte
+ * offsets) must be a boundary between two tokens' pieces. */
+static void
+assert_boundaries (AtTokenizer *tok, const char *text, const gsize *boundaries, gsize n)
+{
+  g_autoptr (GArray) ids = at_tokenizer_encode (tok, text, -1, AT_TOKENIZE_NONE);
+  g_autoptr (GHashTable) ends = g_hash_table_new (NULL, NULL);
+  gsize offset = 0;
+
+  for (guint i = 0; i < ids->len; i++)
+    {
+      gsize length;
+      at_tokenizer_token_to_piece (tok, g_array_index (ids, gint32, i), FALSE, &length);
+      offset += length;
+      g_hash_table_add (ends, GSIZE_TO_POINTER (offset));
+    }
+  g_assert_cmpuint (offset, ==, strlen (text));
+  for (gsize i = 0; i < n; i++)
+    if (!g_hash_table_contains (ends, GSIZE_TO_POINTER (boundaries[i])))
+      {
+        g_autofree char *s = ids_to_string ((gint32 *)ids->data, ids->len);
+        g_test_message ("'%s': no token ends at byte %" G_GSIZE_FORMAT " (ids %s)", text,
+                        boundaries[i], s);
+        g_test_fail ();
+      }
+}
+
+/* The gpt2 and smollm pre-tokenizers (no real expected tokenizations here), on Llama 3's
+ * vocabulary, whose merges would join across these boundaries. */
+static void
+test_other_pre_tokenizers (void)
+{
+  const char *text = "Hello world's 12345  \n xyz";
+  /* gpt2: Hello| world|'s| 12345|  \n| xyz */
+  const gsize gpt2[] = { 5, 11, 13, 19, 22, 26 };
+  /* smollm: digits alone first: ... |'s| |1|2|3|4|5|  \n| xyz */
+  const gsize smollm[] = { 5, 11, 13, 14, 15, 16, 17, 18, 19, 22, 26 };
+  AtTokenizerSpec spec = vocab_get ("llama-bpe")->spec;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (AtTokenizer) tok_gpt2 = NULL, tok_smollm = NULL;
+
+  spec.pre = "gpt2";
+  tok_gpt2 = at_tokenizer_new (&spec, &error);
+  g_assert_no_error (error);
+  assert_boundaries (tok_gpt2, text, gpt2, G_N_ELEMENTS (gpt2));
+  spec.pre = "smollm";
+  tok_smollm = at_tokenizer_new (&spec, &error);
+  g_assert_no_error (error);
+  assert_boundaries (tok_smollm, text, smollm, G_N_ELEMENTS (smollm));
+  assert_round_trip (tok_gpt2, text);
+  assert_round_trip (tok_smollm, text);
 }
 
 static void
@@ -476,6 +545,7 @@ main (int argc, char **argv)
     }
   g_test_add_func ("/text/tokenizer/add-special", test_add_special);
   g_test_add_func ("/text/tokenizer/parse-special", test_parse_special);
+  g_test_add_func ("/text/tokenizer/other-pre-tokenizers", test_other_pre_tokenizers);
   g_test_add_func ("/text/tokenizer/bad-spec", test_bad_spec);
   status = g_test_run ();
   for (gsize i = 0; i < G_N_ELEMENTS (vocabs); i++)

@@ -14,13 +14,15 @@
  */
 #include "at-tokenizer-private.h"
 
-enum {
+enum
+{
   CAT_LETTER = 1 << 0,
   CAT_NUMBER = 1 << 1,
   CAT_SPACE = 1 << 2,
 };
 
-typedef struct {
+typedef struct
+{
   gunichar c;
   guint8 cat;
   guint32 offset; /* of its first byte in the text */
@@ -32,8 +34,8 @@ static gboolean
 is_white_space (gunichar c)
 {
   return (c >= 0x09 && c <= 0x0d) || c == 0x20 || c == 0x85 || c == 0xa0 || c == 0x1680
-         || (c >= 0x2000 && c <= 0x200a) || c == 0x2028 || c == 0x2029 || c == 0x202f
-         || c == 0x205f || c == 0x3000;
+         || (c >= 0x2000 && c <= 0x200a) || c == 0x2028 || c == 0x2029 || c == 0x202f || c == 0x205f
+         || c == 0x3000;
 }
 
 static guint8
@@ -68,10 +70,10 @@ decode_cpts (const char *text, gsize length)
 
   while (i < length)
     {
-      Cpt cpt = { .offset = (guint32) i };
-      gunichar c = g_utf8_get_char_validated (text + i, (gssize) (length - i));
+      Cpt cpt = { .offset = (guint32)i };
+      gunichar c = g_utf8_get_char_validated (text + i, (gssize)(length - i));
 
-      if (c == (gunichar) -1 || c == (gunichar) -2)
+      if (c == (gunichar)-1 || c == (gunichar)-2)
         {
           cpt.c = 0xfffd;
           i++;
@@ -88,7 +90,8 @@ decode_cpts (const char *text, gsize length)
 }
 
 /* Code points [begin, end) of one run being split; outside it nothing matches. */
-typedef struct {
+typedef struct
+{
   const Cpt *c;
   gsize begin, end;
   GArray *word_ends; /* gsize: code point index where each word ends */
@@ -98,7 +101,7 @@ typedef struct {
 static gunichar
 cpt_at (const Scan *s, gsize pos)
 {
-  return pos < s->end ? s->c[pos].c : (gunichar) -1;
+  return pos < s->end ? s->c[pos].c : (gunichar)-1;
 }
 
 static gboolean
@@ -137,8 +140,8 @@ contraction (const Scan *s, gsize pos, gboolean ignore_case)
   c2 = pos + 2 < s->end ? cpt_at (s, pos + 2) : 0;
   if (ignore_case)
     {
-      c1 = c1 < 0x80 ? (gunichar) g_ascii_tolower ((gchar) c1) : c1;
-      c2 = c2 < 0x80 ? (gunichar) g_ascii_tolower ((gchar) c2) : c2;
+      c1 = c1 < 0x80 ? (gunichar)g_ascii_tolower ((gchar)c1) : c1;
+      c2 = c2 < 0x80 ? (gunichar)g_ascii_tolower ((gchar)c2) : c2;
     }
   if (c1 == 's' || c1 == 't' || c1 == 'm' || c1 == 'd')
     return 2;
@@ -287,7 +290,7 @@ pre_tokenize (AtTokenizer *tok, const Cpt *cpts, gsize n, GArray *word_ends)
 static const AtMerge *
 find_merge (AtTokenizer *tok, gint32 left, gint32 right)
 {
-  guint64 pair = (guint64) (guint32) left << 32 | (guint32) right;
+  guint64 pair = (guint64)(guint32)left << 32 | (guint32)right;
   gsize lo = 0, hi = tok->n_merges;
 
   while (lo < hi)
@@ -301,14 +304,8 @@ find_merge (AtTokenizer *tok, gint32 left, gint32 right)
   return lo < tok->n_merges && tok->merges[lo].pair == pair ? &tok->merges[lo] : NULL;
 }
 
-typedef struct {
-  gint32 id;
-  gsize n; /* bytes; 0 once merged into the symbol on its left */
-  gint prev, next;
-} Symbol;
-
 static void
-try_add_bigram (AtTokenizer *tok, const Symbol *symbols, gint left, gint right, GArray *queue)
+try_add_bigram (AtTokenizer *tok, const AtSymbol *symbols, gint left, gint right, GArray *queue)
 {
   const AtMerge *merge;
   AtBigram bigram;
@@ -320,18 +317,17 @@ try_add_bigram (AtTokenizer *tok, const Symbol *symbols, gint left, gint right, 
     return;
   bigram.left = left;
   bigram.right = right;
-  bigram.priority = -(double) merge->rank;
+  bigram.priority = -(double)merge->rank;
   bigram.size = symbols[left].n + symbols[right].n;
   bigram.result = merge->result;
   at_bigram_queue_push (queue, &bigram);
 }
 
 static void
-encode_word (AtTokenizer *tok, const guint8 *word, gsize length, GString *mapped,
-             GArray *symbols, GArray *queue, GArray *ids)
+encode_word (AtTokenizer *tok, const guint8 *word, gsize length, GString *mapped, GArray *symbols,
+             GArray *ids)
 {
-  Symbol *sym;
-  AtBigram bigram;
+  AtSymbol *sym;
 
   if (tok->ignore_merges)
     {
@@ -349,33 +345,15 @@ encode_word (AtTokenizer *tok, const guint8 *word, gsize length, GString *mapped
     }
 
   g_array_set_size (symbols, length);
-  sym = (Symbol *) symbols->data;
+  sym = (AtSymbol *)symbols->data;
   for (gsize i = 0; i < length; i++)
     {
-      sym[i].id = tok->byte_ids[word[i]];
+      sym[i] = (AtSymbol){ .id = tok->byte_ids[word[i]] };
       sym[i].n = 1;
-      sym[i].prev = (gint) i - 1;
-      sym[i].next = i + 1 < length ? (gint) i + 1 : -1;
+      sym[i].prev = (gint)i - 1;
+      sym[i].next = i + 1 < length ? (gint)i + 1 : -1;
     }
-  g_array_set_size (queue, 0);
-  for (gsize i = 1; i < length; i++)
-    try_add_bigram (tok, sym, (gint) i - 1, (gint) i, queue);
-
-  while (at_bigram_queue_pop (queue, &bigram))
-    {
-      Symbol *left = &sym[bigram.left], *right = &sym[bigram.right];
-
-      if (left->n == 0 || right->n == 0 || left->n + right->n != bigram.size)
-        continue;
-      left->id = bigram.result;
-      left->n += right->n;
-      right->n = 0;
-      left->next = right->next;
-      if (right->next >= 0)
-        sym[right->next].prev = bigram.left;
-      try_add_bigram (tok, sym, left->prev, bigram.left, queue);
-      try_add_bigram (tok, sym, bigram.left, left->next, queue);
-    }
+  at_symbols_merge (tok, sym, length, try_add_bigram);
 
   /* A byte without a token (a vocabulary lacking part of the byte alphabet) is dropped,
    * as llama.cpp drops it. */
@@ -389,10 +367,9 @@ at_tokenizer_bpe_encode (AtTokenizer *tok, const char *text, gsize length, GArra
 {
   g_autoptr (GArray) cpts = decode_cpts (text, length);
   g_autoptr (GArray) word_ends = g_array_new (FALSE, FALSE, sizeof (gsize));
-  g_autoptr (GArray) symbols = g_array_new (FALSE, FALSE, sizeof (Symbol));
-  g_autoptr (GArray) queue = g_array_new (FALSE, FALSE, sizeof (AtBigram));
+  g_autoptr (GArray) symbols = g_array_new (FALSE, FALSE, sizeof (AtSymbol));
   g_autoptr (GString) mapped = g_string_new (NULL);
-  const Cpt *c = (const Cpt *) cpts->data;
+  const Cpt *c = (const Cpt *)cpts->data;
   gsize start = 0;
 
   pre_tokenize (tok, c, cpts->len, word_ends);
@@ -402,8 +379,8 @@ at_tokenizer_bpe_encode (AtTokenizer *tok, const char *text, gsize length, GArra
       gsize byte_start = c[start].offset;
       gsize byte_end = end < cpts->len ? c[end].offset : length;
 
-      encode_word (tok, (const guint8 *) text + byte_start, byte_end - byte_start, mapped,
-                   symbols, queue, ids);
+      encode_word (tok, (const guint8 *)text + byte_start, byte_end - byte_start, mapped, symbols,
+                   ids);
       start = end;
     }
 }

@@ -5,7 +5,8 @@
 
 G_BEGIN_DECLS
 
-typedef enum {
+typedef enum
+{
   AT_PRE_LLAMA3, /* digits in threes */
   AT_PRE_QWEN2,  /* llama3's expression with single digits */
   AT_PRE_GPT2,
@@ -14,13 +15,15 @@ typedef enum {
 
 /* One BPE merge: the pair (left << 32 | right) of token ids, its rank and the id of the
  * merged token. Sorted by pair for binary search. */
-typedef struct {
+typedef struct
+{
   guint64 pair;
   gint32 rank;
   gint32 result;
 } AtMerge;
 
-struct _AtTokenizer {
+struct _AtTokenizer
+{
   gint ref_count;
   gboolean is_spm;
   AtPreTokenizer pre;
@@ -61,7 +64,8 @@ gunichar at_bpe_byte_to_cpt (guint8 b);
 /* Candidate merges of two adjacent symbols, best first: higher priority, then the
  * leftmost. size is the byte length of the merged symbol, which tells a stale entry
  * (one of the two has changed since) from a live one. */
-typedef struct {
+typedef struct
+{
   gint left, right;
   double priority;
   gsize size;
@@ -69,7 +73,23 @@ typedef struct {
 } AtBigram;
 
 void at_bigram_queue_push (GArray *queue, const AtBigram *bigram);
-gboolean at_bigram_queue_pop (GArray *queue, AtBigram *best);
+
+/* A piece of the text being merged, linked to its neighbours. */
+typedef struct
+{
+  const char *text; /* SentencePiece: its bytes */
+  gint32 id;        /* BPE: its token */
+  gsize n;          /* bytes; 0 once merged into the symbol on its left */
+  gint prev, next;
+  gboolean literal; /* SentencePiece: a U+2581 of the text's own, bytes only */
+} AtSymbol;
+
+/* Queues the merge of symbols left and right if the model has one. */
+typedef void (*AtTryBigram) (AtTokenizer *tok, const AtSymbol *symbols, gint left, gint right,
+                             GArray *queue);
+
+/* Merges the n_symbols linked symbols, best bigram first, until none is left. */
+void at_symbols_merge (AtTokenizer *tok, AtSymbol *symbols, gsize n_symbols, AtTryBigram try_add);
 
 /* Append the ids of one fragment of plain text (no special tokens in it). */
 void at_tokenizer_spm_encode (AtTokenizer *tok, const char *text, gsize length,

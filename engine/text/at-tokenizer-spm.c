@@ -15,14 +15,6 @@
 
 #include <string.h>
 
-
-typedef struct {
-  const char *text;
-  gsize n; /* bytes; 0 once merged into the symbol on its left */
-  gint prev, next;
-  gboolean literal; /* a U+2581 of the text's own: bytes only */
-} Symbol;
-
 static const char spm_space[] = "\xe2\x96\x81"; /* U+2581 LOWER ONE EIGHTH BLOCK */
 
 /* The length of the UTF-8 sequence led by byte c; a stray continuation byte is a
@@ -35,7 +27,7 @@ utf8_sequence_length (guint8 c)
 }
 
 static void
-try_add_bigram (AtTokenizer *tok, const Symbol *symbols, gint left, gint right, GArray *queue)
+try_add_bigram (AtTokenizer *tok, const AtSymbol *symbols, gint left, gint right, GArray *queue)
 {
   AtBigram bigram;
   gint32 id;
@@ -54,7 +46,7 @@ try_add_bigram (AtTokenizer *tok, const Symbol *symbols, gint left, gint right, 
 }
 
 static void
-append_symbol (AtTokenizer *tok, const Symbol *symbol, GArray *ids)
+append_symbol (AtTokenizer *tok, const AtSymbol *symbol, GArray *ids)
 {
   gint32 id = symbol->literal ? -1 : at_tokenizer_lookup (tok, symbol->text, symbol->n);
 
@@ -65,7 +57,7 @@ append_symbol (AtTokenizer *tok, const Symbol *symbol, GArray *ids)
     }
   for (gsize i = 0; i < symbol->n; i++)
     {
-      id = tok->byte_ids[(guint8) symbol->text[i]];
+      id = tok->byte_ids[(guint8)symbol->text[i]];
       if (id < 0)
         id = tok->unk_id;
       if (id >= 0)
@@ -74,15 +66,13 @@ append_symbol (AtTokenizer *tok, const Symbol *symbol, GArray *ids)
 }
 
 void
-at_tokenizer_spm_encode (AtTokenizer *tok, const char *text, gsize length,
-                         gboolean space_prefix, GArray *ids)
+at_tokenizer_spm_encode (AtTokenizer *tok, const char *text, gsize length, gboolean space_prefix,
+                         GArray *ids)
 {
   g_autoptr (GString) escaped = g_string_sized_new (length + length / 2 + 3);
   g_autoptr (GArray) literal = g_array_new (FALSE, TRUE, sizeof (gboolean));
-  g_autoptr (GArray) symbols = g_array_new (FALSE, FALSE, sizeof (Symbol));
-  g_autoptr (GArray) queue = g_array_new (FALSE, FALSE, sizeof (AtBigram));
-  Symbol *sym;
-  AtBigram bigram;
+  g_autoptr (GArray) symbols = g_array_new (FALSE, FALSE, sizeof (AtSymbol));
+  AtSymbol *sym;
 
   if (space_prefix)
     g_string_append (escaped, spm_space);
@@ -101,35 +91,19 @@ at_tokenizer_spm_encode (AtTokenizer *tok, const char *text, gsize length,
 
   for (gsize offset = 0; offset < escaped->len;)
     {
-      Symbol s;
+      AtSymbol s = { 0 };
 
       s.text = escaped->str + offset;
       s.n = MIN (utf8_sequence_length (escaped->str[offset]), escaped->len - offset);
-      s.prev = (gint) symbols->len - 1;
-      s.next = offset + s.n < escaped->len ? (gint) symbols->len + 1 : -1;
+      s.prev = (gint)symbols->len - 1;
+      s.next = offset + s.n < escaped->len ? (gint)symbols->len + 1 : -1;
       s.literal = g_array_index (literal, gboolean, offset);
       offset += s.n;
       g_array_append_val (symbols, s);
     }
-  sym = (Symbol *) symbols->data;
+  sym = (AtSymbol *)symbols->data;
 
-  for (guint i = 1; i < symbols->len; i++)
-    try_add_bigram (tok, sym, (gint) i - 1, (gint) i, queue);
-
-  while (at_bigram_queue_pop (queue, &bigram))
-    {
-      Symbol *left = &sym[bigram.left], *right = &sym[bigram.right];
-
-      if (left->n == 0 || right->n == 0 || left->n + right->n != bigram.size)
-        continue;
-      left->n += right->n;
-      right->n = 0;
-      left->next = right->next;
-      if (right->next >= 0)
-        sym[right->next].prev = bigram.left;
-      try_add_bigram (tok, sym, left->prev, bigram.left, queue);
-      try_add_bigram (tok, sym, bigram.left, left->next, queue);
-    }
+  at_symbols_merge (tok, sym, symbols->len, try_add_bigram);
 
   for (gint i = symbols->len > 0 ? 0 : -1; i >= 0; i = sym[i].next)
     append_symbol (tok, &sym[i], ids);

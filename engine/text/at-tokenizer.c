@@ -6,15 +6,16 @@
 
 #include <string.h>
 
-static const struct {
+static const struct
+{
   const char *name;
   AtPreTokenizer pre;
 } pre_tokenizers[] = {
-  { "llama3", AT_PRE_LLAMA3 },   { "llama-v3", AT_PRE_LLAMA3 },
+  { "llama3", AT_PRE_LLAMA3 },    { "llama-v3", AT_PRE_LLAMA3 },
   { "llama-bpe", AT_PRE_LLAMA3 }, { "smaug-bpe", AT_PRE_LLAMA3 },
-  { "qwen2", AT_PRE_QWEN2 },     { "deepseek-r1-qwen", AT_PRE_QWEN2 },
-  { "gpt-2", AT_PRE_GPT2 },      { "gpt2", AT_PRE_GPT2 },
-  { "smollm", AT_PRE_SMOLLM },   { "starcoder", AT_PRE_SMOLLM },
+  { "qwen2", AT_PRE_QWEN2 },      { "deepseek-r1-qwen", AT_PRE_QWEN2 },
+  { "gpt-2", AT_PRE_GPT2 },       { "gpt2", AT_PRE_GPT2 },
+  { "smollm", AT_PRE_SMOLLM },    { "starcoder", AT_PRE_SMOLLM },
 };
 
 /* Control tokens that end a turn in the common chat formats, in the order llama.cpp
@@ -51,14 +52,13 @@ at_tokenizer_spec_init (AtTokenizerSpec *spec, const char *model, const char *pr
 gunichar
 at_bpe_byte_to_cpt (guint8 b)
 {
-  guint n = 0;
-
   if ((b >= 0x21 && b <= 0x7e) || (b >= 0xa1 && b <= 0xac) || b >= 0xae)
     return b;
-  for (guint c = 0; c < b; c++)
-    if (!((c >= 0x21 && c <= 0x7e) || (c >= 0xa1 && c <= 0xac) || c >= 0xae))
-      n++;
-  return 0x100 + n;
+  if (b <= 0x20)
+    return 0x100 + b;
+  if (b <= 0xa0)
+    return 0x100 + 0x21 + (b - 0x7f);
+  return 0x100 + 0x21 + 0x22; /* 0xad, the soft hyphen */
 }
 
 static guint32
@@ -67,7 +67,7 @@ hash_bytes (const char *text, gsize length)
   guint32 h = 2166136261u; /* FNV-1a */
 
   for (gsize i = 0; i < length; i++)
-    h = (h ^ (guint8) text[i]) * 16777619u;
+    h = (h ^ (guint8)text[i]) * 16777619u;
   return h;
 }
 
@@ -110,7 +110,7 @@ build_hash (AtTokenizer *tok)
   for (gsize id = 0; id < tok->n_tokens; id++)
     {
       gsize length;
-      const char *text = token_text (tok, (gint32) id, &length);
+      const char *text = token_text (tok, (gint32)id, &length);
       guint32 slot = hash_bytes (text, length) & tok->hash_mask;
 
       while (tok->hash[slot] >= 0)
@@ -121,7 +121,7 @@ build_hash (AtTokenizer *tok)
             break;
           slot = (slot + 1) & tok->hash_mask;
         }
-      tok->hash[slot] = (gint32) id;
+      tok->hash[slot] = (gint32)id;
     }
 }
 
@@ -134,16 +134,16 @@ build_pieces (AtTokenizer *tok)
 
   memset (byte_of_cpt, 0xff, sizeof byte_of_cpt);
   for (guint b = 0; b < 256; b++)
-    byte_of_cpt[at_bpe_byte_to_cpt ((guint8) b)] = (gint) b;
+    byte_of_cpt[at_bpe_byte_to_cpt ((guint8)b)] = (gint)b;
 
   tok->piece_offset = g_new (guint32, tok->n_tokens + 1);
   for (gsize id = 0; id < tok->n_tokens; id++)
     {
       gsize length;
-      const char *text = token_text (tok, (gint32) id, &length);
+      const char *text = token_text (tok, (gint32)id, &length);
       const char *end = text + length;
 
-      tok->piece_offset[id] = (guint32) pieces->len;
+      tok->piece_offset[id] = (guint32)pieces->len;
       switch (tok->types[id])
         {
         case AT_TOKEN_TYPE_NORMAL:
@@ -166,7 +166,7 @@ build_pieces (AtTokenizer *tok)
                 {
                   gunichar c = g_utf8_get_char (p);
                   if (c < G_N_ELEMENTS (byte_of_cpt) && byte_of_cpt[c] >= 0)
-                    g_string_append_c (pieces, (char) byte_of_cpt[c]);
+                    g_string_append_c (pieces, (char)byte_of_cpt[c]);
                   else
                     g_string_append_len (pieces, p, g_utf8_next_char (p) - p);
                 }
@@ -174,18 +174,18 @@ build_pieces (AtTokenizer *tok)
           break;
         case AT_TOKEN_TYPE_BYTE:
           if (tok->is_spm && length == 6 && g_str_has_prefix (text, "<0x"))
-            g_string_append_c (pieces, (char) g_ascii_strtoull (text + 3, NULL, 16));
+            g_string_append_c (pieces, (char)g_ascii_strtoull (text + 3, NULL, 16));
           break;
         case AT_TOKEN_TYPE_UNKNOWN:
         case AT_TOKEN_TYPE_CONTROL:
         case AT_TOKEN_TYPE_USER_DEFINED:
-          g_string_append_len (pieces, text, (gssize) length);
+          g_string_append_len (pieces, text, (gssize)length);
           break;
         default:
           break;
         }
     }
-  tok->piece_offset[tok->n_tokens] = (guint32) pieces->len;
+  tok->piece_offset[tok->n_tokens] = (guint32)pieces->len;
   tok->piece_data = g_string_free (g_steal_pointer (&pieces), FALSE);
 }
 
@@ -218,12 +218,12 @@ build_merges (AtTokenizer *tok, const AtTokenizerSpec *spec)
         continue;
       left = at_tokenizer_lookup (tok, merge, space - merge);
       right = at_tokenizer_lookup (tok, space + 1, strlen (space + 1));
-      joined = g_strdup_printf ("%.*s%s", (int) (space - merge), merge, space + 1);
+      joined = g_strdup_printf ("%.*s%s", (int)(space - merge), merge, space + 1);
       result = at_tokenizer_lookup (tok, joined, strlen (joined));
       if (left < 0 || right < 0 || result < 0)
         continue;
-      tok->merges[n].pair = (guint64) (guint32) left << 32 | (guint32) right;
-      tok->merges[n].rank = (gint32) i;
+      tok->merges[n].pair = (guint64)(guint32)left << 32 | (guint32)right;
+      tok->merges[n].rank = (gint32)i;
       tok->merges[n].result = result;
       n++;
     }
@@ -238,7 +238,7 @@ static int
 compare_specials (gconstpointer a, gconstpointer b, gpointer user_data)
 {
   AtTokenizer *tok = user_data;
-  gint32 x = *(const gint32 *) a, y = *(const gint32 *) b;
+  gint32 x = *(const gint32 *)a, y = *(const gint32 *)b;
   gsize lx, ly;
 
   token_text (tok, x, &lx);
@@ -256,20 +256,20 @@ build_specials (AtTokenizer *tok)
     {
       gsize length;
 
-      token_text (tok, (gint32) id, &length);
+      token_text (tok, (gint32)id, &length);
       if (length > 0
-          && (tok->types[id] == AT_TOKEN_TYPE_CONTROL || tok->types[id] == AT_TOKEN_TYPE_USER_DEFINED
+          && (tok->types[id] == AT_TOKEN_TYPE_CONTROL
+              || tok->types[id] == AT_TOKEN_TYPE_USER_DEFINED
               || tok->types[id] == AT_TOKEN_TYPE_UNKNOWN))
-        tok->specials[tok->n_specials++] = (gint32) id;
+        tok->specials[tok->n_specials++] = (gint32)id;
     }
-  g_qsort_with_data (tok->specials, (gint) tok->n_specials, sizeof (gint32), compare_specials,
-                     tok);
+  g_qsort_with_data (tok->specials, (gint)tok->n_specials, sizeof (gint32), compare_specials, tok);
 }
 
 static gboolean
 check_id (const AtTokenizerSpec *spec, gint32 *id, const char *what, GError **error)
 {
-  if (*id >= -1 && *id < (gint64) spec->n_tokens)
+  if (*id >= -1 && *id < (gint64)spec->n_tokens)
     return TRUE;
   g_set_error (error, AT_ERROR, AT_ERROR_INVALID_FILE,
                "tokenizer: %s token id %d is not in the vocabulary of %" G_GSIZE_FORMAT " tokens",
@@ -331,16 +331,16 @@ at_tokenizer_new (const AtTokenizerSpec *spec, GError **error)
                        "tokenizer: token %" G_GSIZE_FORMAT " has no text", i);
           return NULL;
         }
-      tok->text_offset[i] = (guint32) texts->len;
+      tok->text_offset[i] = (guint32)texts->len;
       g_string_append (texts, spec->tokens[i]);
       g_string_append_c (texts, '\0');
       if (spec->scores != NULL)
         tok->scores[i] = spec->scores[i];
       tok->types[i] = type >= AT_TOKEN_TYPE_UNDEFINED && type <= AT_TOKEN_TYPE_BYTE
-                        ? (guint8) type
-                        : AT_TOKEN_TYPE_UNDEFINED;
+                          ? (guint8)type
+                          : AT_TOKEN_TYPE_UNDEFINED;
     }
-  tok->text_offset[tok->n_tokens] = (guint32) texts->len;
+  tok->text_offset[tok->n_tokens] = (guint32)texts->len;
   tok->text_data = g_string_free (g_steal_pointer (&texts), FALSE);
 
   tok->bos_id = spec->bos_id;
@@ -365,9 +365,9 @@ at_tokenizer_new (const AtTokenizerSpec *spec, GError **error)
       char text[8];
 
       if (tok->is_spm)
-        g_snprintf (text, sizeof text, "<0x%02X>", (guint) i);
+        g_snprintf (text, sizeof text, "<0x%02X>", (guint)i);
       else
-        text[g_unichar_to_utf8 (at_bpe_byte_to_cpt ((guint8) i), text)] = '\0';
+        text[g_unichar_to_utf8 (at_bpe_byte_to_cpt ((guint8)i), text)] = '\0';
       tok->byte_ids[i] = at_tokenizer_lookup (tok, text, strlen (text));
     }
   if (!tok->is_spm)
@@ -412,7 +412,7 @@ at_bigram_queue_push (GArray *queue, const AtBigram *bigram)
   guint i;
 
   g_array_append_val (queue, *bigram);
-  q = (AtBigram *) queue->data;
+  q = (AtBigram *)queue->data;
   for (i = queue->len - 1; i > 0;)
     {
       guint parent = (i - 1) / 2;
@@ -432,10 +432,10 @@ bigram_better (const AtBigram *a, const AtBigram *b)
   return a->priority > b->priority || (a->priority == b->priority && a->left < b->left);
 }
 
-gboolean
-at_bigram_queue_pop (GArray *queue, AtBigram *best)
+static gboolean
+bigram_queue_pop (GArray *queue, AtBigram *best)
 {
-  AtBigram *q = (AtBigram *) queue->data;
+  AtBigram *q = (AtBigram *)queue->data;
   guint n, i = 0;
 
   if (queue->len == 0)
@@ -461,6 +461,31 @@ at_bigram_queue_pop (GArray *queue, AtBigram *best)
   return TRUE;
 }
 
+void
+at_symbols_merge (AtTokenizer *tok, AtSymbol *symbols, gsize n_symbols, AtTryBigram try_add)
+{
+  g_autoptr (GArray) queue = g_array_new (FALSE, FALSE, sizeof (AtBigram));
+  AtBigram bigram;
+
+  for (gsize i = 1; i < n_symbols; i++)
+    try_add (tok, symbols, (gint)i - 1, (gint)i, queue);
+  while (bigram_queue_pop (queue, &bigram))
+    {
+      AtSymbol *left = &symbols[bigram.left], *right = &symbols[bigram.right];
+
+      if (left->n == 0 || right->n == 0 || left->n + right->n != bigram.size)
+        continue;
+      left->id = bigram.result;
+      left->n += right->n;
+      right->n = 0;
+      left->next = right->next;
+      if (right->next >= 0)
+        symbols[right->next].prev = bigram.left;
+      try_add (tok, symbols, left->prev, bigram.left, queue);
+      try_add (tok, symbols, bigram.left, left->next, queue);
+    }
+}
+
 static const char *
 find_bytes (const char *haystack, gsize length, const char *needle, gsize n)
 {
@@ -476,7 +501,8 @@ find_bytes (const char *haystack, gsize length, const char *needle, gsize n)
 }
 
 /* A stretch of the text: plain text (id -1) or a special token. */
-typedef struct {
+typedef struct
+{
   gsize start, length;
   gint32 id;
 } Fragment;
@@ -532,7 +558,7 @@ at_tokenizer_encode (AtTokenizer *tok, const char *text, gssize length, AtTokeni
 {
   GArray *ids = g_array_new (FALSE, FALSE, sizeof (gint32));
   gboolean add_special = (flags & AT_TOKENIZE_ADD_SPECIAL) != 0;
-  gsize n = length < 0 ? strlen (text) : (gsize) length;
+  gsize n = length < 0 ? strlen (text) : (gsize)length;
   gboolean prev_special = TRUE;
   g_autoptr (GArray) fragments = NULL;
 
@@ -564,7 +590,7 @@ const char *
 at_tokenizer_token_to_piece (AtTokenizer *tok, gint32 id, gboolean special, gsize *length)
 {
   *length = 0;
-  if (id < 0 || (gsize) id >= tok->n_tokens)
+  if (id < 0 || (gsize)id >= tok->n_tokens)
     return "";
   if (!special
       && (tok->types[id] == AT_TOKEN_TYPE_CONTROL || tok->types[id] == AT_TOKEN_TYPE_UNKNOWN))
@@ -589,7 +615,7 @@ append_piece (AtTokenizer *tok, gint32 id, gboolean special, gboolean *at_start,
       length--;
     }
   *at_start = FALSE;
-  g_string_append_len (out, piece, (gssize) length);
+  g_string_append_len (out, piece, (gssize)length);
 }
 
 char *
@@ -617,13 +643,13 @@ at_tokenizer_get_token_text (AtTokenizer *tok, gint32 id)
 {
   gsize length;
 
-  return id >= 0 && (gsize) id < tok->n_tokens ? token_text (tok, id, &length) : NULL;
+  return id >= 0 && (gsize)id < tok->n_tokens ? token_text (tok, id, &length) : NULL;
 }
 
 AtTokenType
 at_tokenizer_get_token_type (AtTokenizer *tok, gint32 id)
 {
-  return id >= 0 && (gsize) id < tok->n_tokens ? tok->types[id] : AT_TOKEN_TYPE_UNDEFINED;
+  return id >= 0 && (gsize)id < tok->n_tokens ? tok->types[id] : AT_TOKEN_TYPE_UNDEFINED;
 }
 
 gint32
@@ -667,7 +693,8 @@ at_tokenizer_is_end_of_generation (AtTokenizer *tok, gint32 id)
   return FALSE;
 }
 
-struct _AtDetokenizer {
+struct _AtDetokenizer
+{
   AtTokenizer *tok;
   gboolean special;
   gboolean at_start;
@@ -708,7 +735,7 @@ take_valid (AtDetokenizer *detok, gboolean final)
     {
       gunichar c = g_utf8_get_char_validated (p, end - p);
 
-      if (c == (gunichar) -2 && *p != '\0')
+      if (c == (gunichar)-2 && *p != '\0')
         {
           /* The start of a sequence: wait for the rest, or give it up at the end. */
           if (!final)
@@ -716,7 +743,7 @@ take_valid (AtDetokenizer *detok, gboolean final)
           g_string_append (out, "\xef\xbf\xbd");
           p = end;
         }
-      else if (c == (gunichar) -1 || c == (gunichar) -2)
+      else if (c == (gunichar)-1 || c == (gunichar)-2)
         {
           g_string_append (out, "\xef\xbf\xbd");
           p++;

@@ -19,7 +19,8 @@
 G_BEGIN_DECLS
 
 /* GGUF's tokenizer.ggml.token_type values. */
-typedef enum {
+typedef enum
+{
   AT_TOKEN_TYPE_UNDEFINED = 0,
   AT_TOKEN_TYPE_NORMAL = 1,
   AT_TOKEN_TYPE_UNKNOWN = 2,
@@ -31,7 +32,8 @@ typedef enum {
 
 /* The tokenizer.ggml.* metadata. The arrays are only read by at_tokenizer_new (the
  * tokenizer keeps its own copies). Ids are -1 when absent. */
-typedef struct {
+typedef struct
+{
   const char *model; /* "llama" or "gpt2" */
   const char *pre;   /* pre-tokenizer; NULL means "default" */
   const char *const *tokens;
@@ -58,7 +60,8 @@ AtTokenizer *at_tokenizer_new (const AtTokenizerSpec *spec, GError **error);
 AtTokenizer *at_tokenizer_ref (AtTokenizer *tok);
 void at_tokenizer_unref (AtTokenizer *tok);
 
-typedef enum {
+typedef enum
+{
   AT_TOKENIZE_NONE = 0,
   /* Add BOS/EOS as the vocabulary's add_bos/add_eos flags ask. */
   AT_TOKENIZE_ADD_SPECIAL = 1 << 0,
