@@ -7,10 +7,8 @@ at_op_get_rows_ext (AtBatch *batch, const AtTensor *table, const AtTensor *ids,
                     const AtTensor *dst, guint64 max_range)
 {
   const AtGpuDeviceInfo *info = at_gpu_get_info (at_batch_get_gpu (batch));
-  const AtTypeInfo *type = at_type_info (table->type);
   const guint32 spec[] = { WORKGROUP_SIZE };
   g_autofree char *shader = NULL;
-  g_autofree char *type_name = NULL;
   gint64 n_rows = table->ne[1], rows_per;
   struct {
     guint32 ne0, n, table_first, row_stride, row_base, n_rows_bound, n_rows_total;
@@ -40,8 +38,7 @@ at_op_get_rows_ext (AtBatch *batch, const AtTensor *table, const AtTensor *ids,
   if (rows_per == 0)
     return;
 
-  type_name = g_ascii_strdown (type->name, -1);
-  shader = g_strdup_printf ("get_rows_%s", type_name);
+  shader = at_op_weight_shader_name ("get_rows", table->type, "");
   push.ne0 = (guint32) table->ne[0];
   push.n = (guint32) ids->ne[0];
   push.row_stride = (guint32) table->nb[1];
@@ -53,13 +50,10 @@ at_op_get_rows_ext (AtBatch *batch, const AtTensor *table, const AtTensor *ids,
    * and the first also writes the zero rows of ids out of range. */
   for (gint64 base = 0; base < n_rows; base += rows_per)
     {
-      AtTensor range = *table;
-
-      range.offset += (gsize) base * table->nb[1];
-      range.ne[1] = MIN (rows_per, n_rows - base);
-      bindings[0] = at_tensor_binding (batch, &range, FALSE, 1, &push.table_first);
       push.row_base = (guint32) base;
-      push.n_rows_bound = (guint32) range.ne[1];
+      push.n_rows_bound = (guint32) MIN (rows_per, n_rows - base);
+      bindings[0] = at_op_weight_rows_binding (batch, table, base, push.n_rows_bound,
+                                               &push.table_first);
       push.zero_out_of_range = base == 0;
       at_batch_dispatch_1d (batch, shader, spec, 1, bindings, 3, &push, sizeof push,
                             (guint64) (table->ne[0] * ids->ne[0] + WORKGROUP_SIZE - 1) /

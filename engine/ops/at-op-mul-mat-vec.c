@@ -19,7 +19,6 @@ at_op_mul_mat_vec_ext (AtBatch *batch, const AtTensor *w, const AtTensor *x,
   const AtTypeInfo *type = at_type_info (w->type);
   gint64 k = w->ne[0], m = w->ne[1], n = x->ne[1], rows_per;
   g_autofree char *shader = NULL;
-  g_autofree char *type_name = NULL;
   guint32 spec[3] = { WORKGROUP_SIZE, (guint32) n, ROWS };
   struct {
     guint32 k, m, w_first, w_stride, x_first, x_stride, d_first, d_stride, row_base;
@@ -53,9 +52,8 @@ at_op_mul_mat_vec_ext (AtBatch *batch, const AtTensor *w, const AtTensor *x,
   if (rows_per == 0)
     return;
 
-  type_name = g_ascii_strdown (type->name, -1);
-  shader = g_strdup_printf ("mul_mat_vec_%s%s", type_name,
-                            use_subgroups && info->subgroup_arithmetic ? "_subgroup" : "");
+  shader = at_op_weight_shader_name ("mul_mat_vec", w->type, use_subgroups &&
+                                     info->subgroup_arithmetic ? "_subgroup" : "");
   push.k = (guint32) k;
   push.w_stride = (guint32) w->nb[1];
   push.x_stride = (guint32) (x->nb[1] / 4);
@@ -64,15 +62,11 @@ at_op_mul_mat_vec_ext (AtBatch *batch, const AtTensor *w, const AtTensor *x,
   bindings[2] = at_tensor_binding (batch, dst, TRUE, 4, &push.d_first);
   for (gint64 base = 0; base < m; base += rows_per)
     {
-      AtTensor range = *w;
-
-      range.offset += (gsize) base * w->nb[1];
-      range.ne[1] = MIN (rows_per, m - base);
-      bindings[0] = at_tensor_binding (batch, &range, FALSE, 1, &push.w_first);
-      push.m = (guint32) range.ne[1];
+      push.m = (guint32) MIN (rows_per, m - base);
       push.row_base = (guint32) base;
+      bindings[0] = at_op_weight_rows_binding (batch, w, base, push.m, &push.w_first);
       at_batch_dispatch_1d (batch, shader, spec, 3, bindings, 3, &push, sizeof push,
-                            (guint64) (range.ne[1] + ROWS - 1) / ROWS);
+                            (push.m + ROWS - 1) / ROWS);
     }
 }
 

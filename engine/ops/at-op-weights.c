@@ -29,3 +29,22 @@ at_op_rows_per_binding (AtBatch *batch, const AtTensor *t, guint64 max_range)
     return 0;
   return rows;
 }
+
+AtBinding
+at_op_weight_rows_binding (AtBatch *batch, const AtTensor *w, gint64 first_row,
+                           gint64 n_rows, guint32 *first_byte)
+{
+  AtTensor range = *w;
+
+  range.offset += (gsize) first_row * w->nb[1];
+  range.ne[1] = n_rows;
+  return at_tensor_binding (batch, &range, FALSE, 1, first_byte);
+}
+
+char *
+at_op_weight_shader_name (const char *op, AtType type, const char *suffix)
+{
+  g_autofree char *type_name = g_ascii_strdown (at_type_name (type), -1);
+
+  return g_strconcat (op, "_", type_name, suffix, NULL);
+}

@@ -32,6 +32,13 @@ gboolean at_op_check_weight_rows (AtBatch *batch, const AtTensor *w, const char 
 
 gint64 at_op_rows_per_binding (AtBatch *batch, const AtTensor *t, guint64 max_range);
 
+/* The binding of rows [first_row, first_row + n_rows) of w; *first_byte receives the
+ * byte offset of the first row inside it. */
+AtBinding at_op_weight_rows_binding (AtBatch *batch, const AtTensor *w, gint64 first_row,
+                                     gint64 n_rows, guint32 *first_byte);
+/* The shader variant of op for weights of type: "mul_mat_vec_q4_k" + suffix. */
+char *at_op_weight_shader_name (const char *op, AtType type, const char *suffix);
+
 /* The ops above with the device limits they depend on given explicitly, so that tests
  * can exercise the split into row ranges and the variant without subgroup operations
  * on any device. max_range is capped at the device's max_storage_buffer_range. */
