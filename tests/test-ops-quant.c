@@ -13,9 +13,8 @@ static const AtType quant_types[] = {
 };
 
 static const AtType weight_types[] = {
-  AT_TYPE_F32, AT_TYPE_F16, AT_TYPE_BF16,
-  AT_TYPE_Q4_0, AT_TYPE_Q4_1, AT_TYPE_Q5_0, AT_TYPE_Q5_1, AT_TYPE_Q8_0,
-  AT_TYPE_Q2_K, AT_TYPE_Q3_K, AT_TYPE_Q4_K, AT_TYPE_Q5_K, AT_TYPE_Q6_K,
+  AT_TYPE_F32,  AT_TYPE_F16,  AT_TYPE_BF16, AT_TYPE_Q4_0, AT_TYPE_Q4_1, AT_TYPE_Q5_0, AT_TYPE_Q5_1,
+  AT_TYPE_Q8_0, AT_TYPE_Q2_K, AT_TYPE_Q3_K, AT_TYPE_Q4_K, AT_TYPE_Q5_K, AT_TYPE_Q6_K,
 };
 
 /* Quantizes values to type's bytes (free with g_free). */
@@ -23,7 +22,7 @@ static guint8 *
 quantize (AtType type, const float *values, gint64 ne0, gint64 rows)
 {
   gsize row_bytes = at_type_row_size (type, ne0);
-  guint8 *bytes = g_malloc0 (row_bytes * (gsize) rows);
+  guint8 *bytes = g_malloc0 (row_bytes * (gsize)rows);
 
   for (gint64 r = 0; r < rows; r++)
     g_assert_true (at_ref_quantize_row (type, values + r * ne0, bytes + r * row_bytes, ne0));
@@ -34,7 +33,7 @@ static float *
 dequantize (AtType type, const guint8 *bytes, gint64 ne0, gint64 rows)
 {
   gsize row_bytes = at_type_row_size (type, ne0);
-  float *values = g_new (float, ne0 * rows);
+  float *values = g_new (float, ne0 *rows);
 
   for (gint64 r = 0; r < rows; r++)
     g_assert_true (at_ref_dequantize_row (type, bytes + r * row_bytes, values + r * ne0, ne0));
@@ -48,11 +47,14 @@ test_round_trip (void)
 {
   /* Relative L2 error of uniform [-1, 1) data: about the quantization step over
    * sqrt(12) over the data's RMS (0.58), with room for the simple scale search. */
-  static const struct { AtType type; double tolerance; } cases[] = {
-    { AT_TYPE_Q4_0, 0.12 }, { AT_TYPE_Q4_1, 0.08 }, { AT_TYPE_Q5_0, 0.06 },
-    { AT_TYPE_Q5_1, 0.04 }, { AT_TYPE_Q8_0, 0.01 }, { AT_TYPE_Q2_K, 0.35 },
-    { AT_TYPE_Q3_K, 0.2 }, { AT_TYPE_Q4_K, 0.1 }, { AT_TYPE_Q5_K, 0.05 },
-    { AT_TYPE_Q6_K, 0.025 },
+  static const struct
+  {
+    AtType type;
+    double tolerance;
+  } cases[] = {
+    { AT_TYPE_Q4_0, 0.12 }, { AT_TYPE_Q4_1, 0.08 },  { AT_TYPE_Q5_0, 0.06 }, { AT_TYPE_Q5_1, 0.04 },
+    { AT_TYPE_Q8_0, 0.01 }, { AT_TYPE_Q2_K, 0.35 },  { AT_TYPE_Q3_K, 0.2 },  { AT_TYPE_Q4_K, 0.1 },
+    { AT_TYPE_Q5_K, 0.05 }, { AT_TYPE_Q6_K, 0.025 },
   };
   const gint64 n = 4096;
   g_autofree float *values = at_test_random_floats (n, -1, 1);
@@ -93,8 +95,8 @@ static void
 put_half (guint8 *p, float f)
 {
   guint16 h = at_fp32_to_fp16 (f);
-  p[0] = (guint8) h;
-  p[1] = (guint8) (h >> 8);
+  p[0] = (guint8)h;
+  p[1] = (guint8)(h >> 8);
 }
 
 static void
@@ -106,8 +108,8 @@ check_block (AtType type, const guint8 *block, const float *want)
   g_assert_true (at_ref_dequantize_row (type, block, got, n));
   for (gint64 e = 0; e < n; e++)
     if (got[e] != want[e])
-      g_error ("%s: element %" G_GINT64_FORMAT " is %g, want %g", at_type_name (type), e,
-               got[e], want[e]);
+      g_error ("%s: element %" G_GINT64_FORMAT " is %g, want %g", at_type_name (type), e, got[e],
+               want[e]);
 }
 
 /* Blocks built byte by byte from ggml's block structs, with the values ggml's
@@ -122,7 +124,7 @@ test_known_blocks_32 (void)
   put_half (b, 0.5f);
   for (int j = 0; j < 16; j++)
     {
-      b[2 + j] = (guint8) (j | (15 - j) << 4);
+      b[2 + j] = (guint8)(j | (15 - j) << 4);
       want[j] = (j - 8) * 0.5f;
       want[j + 16] = (15 - j - 8) * 0.5f;
     }
@@ -134,7 +136,7 @@ test_known_blocks_32 (void)
   put_half (b + 2, -1.0f);
   for (int j = 0; j < 16; j++)
     {
-      b[4 + j] = (guint8) (j | (15 - j) << 4);
+      b[4 + j] = (guint8)(j | (15 - j) << 4);
       want[j] = j * 0.5f - 1;
       want[j + 16] = (15 - j) * 0.5f - 1;
     }
@@ -145,12 +147,12 @@ test_known_blocks_32 (void)
   put_half (b, 1.0f);
   b[2] = 0x01, b[3] = 0xff, b[4] = 0x00, b[5] = 0x80;
   for (int j = 0; j < 16; j++)
-    b[6 + j] = (guint8) (j | (15 - j) << 4);
+    b[6 + j] = (guint8)(j | (15 - j) << 4);
   for (int j = 0; j < 32; j++)
     {
       int high = j == 0 || (j >= 8 && j < 16) || j == 31 ? 16 : 0;
       int low = j < 16 ? j : 31 - j;
-      want[j] = (float) (low + high - 16);
+      want[j] = (float)(low + high - 16);
     }
   check_block (AT_TYPE_Q5_0, b, want);
 
@@ -160,12 +162,12 @@ test_known_blocks_32 (void)
   put_half (b + 2, 0.5f);
   b[4] = 0x01, b[5] = 0xff, b[6] = 0x00, b[7] = 0x80;
   for (int j = 0; j < 16; j++)
-    b[8 + j] = (guint8) (j | (15 - j) << 4);
+    b[8 + j] = (guint8)(j | (15 - j) << 4);
   for (int j = 0; j < 32; j++)
     {
       int high = j == 0 || (j >= 8 && j < 16) || j == 31 ? 16 : 0;
       int low = j < 16 ? j : 31 - j;
-      want[j] = (float) (low + high) * 0.25f + 0.5f;
+      want[j] = (float)(low + high) * 0.25f + 0.5f;
     }
   check_block (AT_TYPE_Q5_1, b, want);
 
@@ -174,7 +176,7 @@ test_known_blocks_32 (void)
   put_half (b, 0.25f);
   for (int j = 0; j < 32; j++)
     {
-      b[2 + j] = (guint8) (gint8) (j - 16);
+      b[2 + j] = (guint8)(gint8)(j - 16);
       want[j] = (j - 16) * 0.25f;
     }
   check_block (AT_TYPE_Q8_0, b, want);
@@ -220,12 +222,12 @@ test_known_blocks_k (void)
   /* q2_K: scales[s] = s | (15 - s) << 4, d = 1, dmin = 0.25. */
   memset (b, 0, sizeof b);
   for (int s = 0; s < 16; s++)
-    b[s] = (guint8) (s | (15 - s) << 4);
+    b[s] = (guint8)(s | (15 - s) << 4);
   fill_2bit (b + 16);
   put_half (b + 80, 1.0f);
   put_half (b + 82, 0.25f);
   for (int e = 0; e < 256; e++)
-    want[e] = (float) (e / 16) * (float) expected_2bit (e) - 0.25f * (float) (15 - e / 16);
+    want[e] = (float)(e / 16) * (float)expected_2bit (e) - 0.25f * (float)(15 - e / 16);
   check_block (AT_TYPE_Q2_K, b, want);
 
   /* q3_K: hmask bytes 0x55 (bits 0, 2, 4, 6) keep the 32-groups of even index from
@@ -238,7 +240,7 @@ test_known_blocks_k (void)
   for (int e = 0; e < 256; e++)
     {
       int q = expected_2bit (e) - ((e / 32) % 2 == 0 ? 0 : 4);
-      want[e] = 0.5f * (float) (4 * (e / 16) + 1 - 32) * (float) q;
+      want[e] = 0.5f * (float)(4 * (e / 16) + 1 - 32) * (float)q;
     }
   check_block (AT_TYPE_Q3_K, b, want);
 
@@ -249,11 +251,11 @@ test_known_blocks_k (void)
   put_half (b + 2, 0.5f);
   memcpy (b + 4, k4_scales, 12);
   for (int i = 0; i < 128; i++)
-    b[16 + i] = (guint8) (i % 16 | (15 - i % 16) << 4);
+    b[16 + i] = (guint8)(i % 16 | (15 - i % 16) << 4);
   for (int e = 0; e < 256; e++)
     {
       int s = e / 32, q = s % 2 == 0 ? e % 16 : 15 - e % 16;
-      want[e] = (float) sc[s] * (float) q - 0.5f * (float) mn[s];
+      want[e] = (float)sc[s] * (float)q - 0.5f * (float)mn[s];
     }
   check_block (AT_TYPE_Q4_K, b, want);
 
@@ -264,14 +266,14 @@ test_known_blocks_k (void)
   put_half (b + 2, 0.5f);
   memcpy (b + 4, k4_scales, 12);
   for (int l = 0; l < 32; l++)
-    b[16 + l] = (guint8) (1 << (l % 8));
+    b[16 + l] = (guint8)(1 << (l % 8));
   for (int i = 0; i < 128; i++)
-    b[48 + i] = (guint8) (i % 16 | (15 - i % 16) << 4);
+    b[48 + i] = (guint8)(i % 16 | (15 - i % 16) << 4);
   for (int e = 0; e < 256; e++)
     {
       int s = e / 32, q = s % 2 == 0 ? e % 16 : 15 - e % 16;
       q += (e % 32) % 8 == s ? 16 : 0;
-      want[e] = (float) sc[s] * (float) q - 0.5f * (float) mn[s];
+      want[e] = (float)sc[s] * (float)q - 0.5f * (float)mn[s];
     }
   check_block (AT_TYPE_Q5_K, b, want);
 
@@ -287,13 +289,13 @@ test_known_blocks_k (void)
   memset (b + 96, 0x86, 32);
   fill_2bit (b + 128);
   for (int s = 0; s < 16; s++)
-    b[192 + s] = (guint8) (gint8) (s - 8);
+    b[192 + s] = (guint8)(gint8)(s - 8);
   put_half (b + 208, 0.25f);
   for (int e = 0; e < 256; e++)
     {
       int h = e / 128, g = (e % 128) / 32;
       int q = (g + 1 + 4 * h) | expected_2bit (e) << 4;
-      want[e] = 0.25f * (float) (e / 16 - 8) * (float) (q - 32);
+      want[e] = 0.25f * (float)(e / 16 - 8) * (float)(q - 32);
     }
   check_block (AT_TYPE_Q6_K, b, want);
 }
@@ -311,11 +313,11 @@ check_get_rows (AtType type, gint64 ne0, gint64 n_rows, guint64 max_range)
   g_autoptr (AtTestTensor) ids_t = at_test_tensor_new (AT_TYPE_I32, n, 1, 1, 1);
   g_autoptr (AtTestTensor) dst = at_test_tensor_new (AT_TYPE_F32, ne0, n, 1, 1);
   g_autoptr (AtBatch) batch = at_batch_new (at_test_gpu ());
-  g_autofree float *want = g_new (float, ne0 * n);
+  g_autofree float *want = g_new (float, ne0 *n);
   g_autofree float *got = NULL;
-  g_autofree char *what = g_strdup_printf ("get_rows %s [%ld, %ld] (bindings <= %lu bytes)",
-                                           at_type_name (type), (long) ne0, (long) n_rows,
-                                           (unsigned long) max_range);
+  g_autofree char *what
+      = g_strdup_printf ("get_rows %s [%ld, %ld] (bindings <= %lu bytes)", at_type_name (type),
+                         (long)ne0, (long)n_rows, (unsigned long)max_range);
 
   at_test_tensor_upload_raw (table, bytes, at_type_row_size (type, ne0) * n_rows);
   at_test_tensor_upload_raw (ids_t, ids, sizeof ids);
@@ -362,8 +364,7 @@ test_get_rows_bad (void)
 /* How much smaller the results are than random-sign sums of the same terms would
  * typically be (>= 1): rounding errors scale with the terms, not with the sums. */
 static double
-cancellation (const float *w, const float *x, const float *want, gint64 k, gint64 m,
-              gint64 n)
+cancellation (const float *w, const float *x, const float *want, gint64 k, gint64 m, gint64 n)
 {
   double terms = 0, sums = 0;
 
@@ -371,8 +372,8 @@ cancellation (const float *w, const float *x, const float *want, gint64 k, gint6
     for (gint64 i = 0; i < m; i++)
       {
         for (gint64 l = 0; l < k; l++)
-          terms += (double) w[i * k + l] * w[i * k + l] * x[j * k + l] * x[j * k + l];
-        sums += (double) want[j * m + i] * want[j * m + i];
+          terms += (double)w[i * k + l] * w[i * k + l] * x[j * k + l] * x[j * k + l];
+        sums += (double)want[j * m + i] * want[j * m + i];
       }
   return MAX (1.0, sqrt (terms / sums));
 }
@@ -392,18 +393,17 @@ check_mul_mat_vec (AtType type, gint64 k, gint64 m, gint64 n, guint64 max_range,
   g_autoptr (AtTestTensor) x = at_test_tensor_new (AT_TYPE_F32, k, n, 1, 1);
   g_autoptr (AtTestTensor) dst = at_test_tensor_new (AT_TYPE_F32, m, n, 1, 1);
   g_autoptr (AtBatch) batch = at_batch_new (at_test_gpu ());
-  g_autofree float *want = g_new (float, m * n);
+  g_autofree float *want = g_new (float, m *n);
   g_autofree float *got = NULL;
-  g_autofree char *what = g_strdup_printf ("mul_mat_vec %s k=%ld m=%ld n=%ld%s%s",
-                                           at_type_name (type), (long) k, (long) m, (long) n,
-                                           max_range != G_MAXUINT64 ? " split" : "",
-                                           use_subgroups ? "" : " no-subgroup");
+  g_autofree char *what = g_strdup_printf (
+      "mul_mat_vec %s k=%ld m=%ld n=%ld%s%s", at_type_name (type), (long)k, (long)m, (long)n,
+      max_range != G_MAXUINT64 ? " split" : "", use_subgroups ? "" : " no-subgroup");
   AtTensor w = at_tensor_make (w_buffer->buffer, skip * row_bytes, type, k, m, 1, 1);
 
   if (row_bytes % 2 != 0 || (type == AT_TYPE_F32 && row_bytes % 4 != 0))
     w.offset = 0;
-  g_assert_true (at_gpu_upload (at_test_gpu (), w_buffer->buffer, w.offset, bytes,
-                                row_bytes * m, NULL));
+  g_assert_true (
+      at_gpu_upload (at_test_gpu (), w_buffer->buffer, w.offset, bytes, row_bytes * m, NULL));
   at_test_tensor_upload (x, x_values);
   at_test_tensor_poison (dst);
   at_op_mul_mat_vec_ext (batch, &w, &x->t, &dst->t, max_range, use_subgroups);
@@ -412,8 +412,8 @@ check_mul_mat_vec (AtType type, gint64 k, gint64 m, gint64 n, guint64 max_range,
   at_ref_mul_mat (w_ref, x_values, want, k, m, n);
   /* Same weights bit for bit; only float accumulation order differs: 1e-5 of the
    * result, or of its typical size where the sums cancel out (few outputs). */
-  at_test_assert_close (what, got, want, m * n, 1e-5 * cancellation (w_ref, x_values, want,
-                                                                     k, m, n));
+  at_test_assert_close (what, got, want, m * n,
+                        1e-5 * cancellation (w_ref, x_values, want, k, m, n));
 }
 
 static void
@@ -437,8 +437,7 @@ test_mul_mat_vec_type (gconstpointer data)
 }
 
 static void
-expect_mul_mat_vec_error (AtType w_type, gint64 k, gint64 m, AtType x_type, gint64 x_k,
-                          gint64 n)
+expect_mul_mat_vec_error (AtType w_type, gint64 k, gint64 m, AtType x_type, gint64 x_k, gint64 n)
 {
   g_autoptr (AtTestTensor) w = at_test_tensor_new (w_type, k, m, 1, 1);
   g_autoptr (AtTestTensor) x = at_test_tensor_new (x_type, x_k, n, 1, 1);
@@ -454,10 +453,10 @@ expect_mul_mat_vec_error (AtType w_type, gint64 k, gint64 m, AtType x_type, gint
 static void
 test_mul_mat_vec_bad (void)
 {
-  expect_mul_mat_vec_error (AT_TYPE_F32, 64, 4, AT_TYPE_F32, 32, 1);   /* k mismatch */
-  expect_mul_mat_vec_error (AT_TYPE_Q4_0, 64, 4, AT_TYPE_F32, 64, 9);  /* n > 8 */
-  expect_mul_mat_vec_error (AT_TYPE_F16, 64, 4, AT_TYPE_I32, 64, 1);   /* x type */
-  expect_mul_mat_vec_error (AT_TYPE_I32, 64, 4, AT_TYPE_F32, 64, 1);   /* w type */
+  expect_mul_mat_vec_error (AT_TYPE_F32, 64, 4, AT_TYPE_F32, 32, 1);  /* k mismatch */
+  expect_mul_mat_vec_error (AT_TYPE_Q4_0, 64, 4, AT_TYPE_F32, 64, 9); /* n > 8 */
+  expect_mul_mat_vec_error (AT_TYPE_F16, 64, 4, AT_TYPE_I32, 64, 1);  /* x type */
+  expect_mul_mat_vec_error (AT_TYPE_I32, 64, 4, AT_TYPE_F32, 64, 1);  /* w type */
   {
     /* k = 48 is no multiple of q4_0's 32: the tensor itself cannot be made, so a
      * view of a valid one lies about its ne[0]. */
@@ -489,8 +488,8 @@ main (int argc, char **argv)
   g_test_add_func ("/ops/get-rows/bad", test_get_rows_bad);
   for (guint t = 0; t < G_N_ELEMENTS (weight_types); t++)
     {
-      g_autofree char *path = g_strdup_printf ("/ops/mul-mat-vec/%s",
-                                               at_type_name (weight_types[t]));
+      g_autofree char *path
+          = g_strdup_printf ("/ops/mul-mat-vec/%s", at_type_name (weight_types[t]));
       g_test_add_data_func (path, GINT_TO_POINTER (weight_types[t]), test_mul_mat_vec_type);
     }
   g_test_add_func ("/ops/mul-mat-vec/bad", test_mul_mat_vec_bad);

@@ -18,8 +18,7 @@ void at_op_get_rows (AtBatch *batch, const AtTensor *table, const AtTensor *ids,
  * 1 <= n <= AT_MUL_MAT_VEC_MAX_COLS, dst [m, n] F32 with
  * dst[i, j] = sum_k w[k, i] * x[k, j]. Weights larger than the device's largest
  * storage binding are read in row ranges, one dispatch each. */
-void at_op_mul_mat_vec (AtBatch *batch, const AtTensor *w, const AtTensor *x,
-                        const AtTensor *dst);
+void at_op_mul_mat_vec (AtBatch *batch, const AtTensor *w, const AtTensor *x, const AtTensor *dst);
 /* Whether at_op_mul_mat_vec() takes weights of this type. */
 gboolean at_op_mul_mat_vec_supports (AtType type);
 

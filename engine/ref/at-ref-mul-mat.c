@@ -8,7 +8,7 @@ at_ref_mul_mat (const float *w, const float *x, float *dst, gint64 k, gint64 m, 
       {
         double sum = 0;
         for (gint64 l = 0; l < k; l++)
-          sum += (double) w[i * k + l] * x[j * k + l];
-        dst[j * m + i] = (float) sum;
+          sum += (double)w[i * k + l] * x[j * k + l];
+        dst[j * m + i] = (float)sum;
       }
 }

@@ -12,7 +12,7 @@
 static float
 get_half (const guint8 *p)
 {
-  return at_fp16_to_fp32 ((guint16) (p[0] | p[1] << 8));
+  return at_fp16_to_fp32 ((guint16)(p[0] | p[1] << 8));
 }
 
 /* Stores f as a half and returns the value the decoder will see. */
@@ -20,15 +20,15 @@ static float
 put_half (guint8 *p, float f)
 {
   guint16 h = at_fp32_to_fp16 (f);
-  p[0] = (guint8) h;
-  p[1] = (guint8) (h >> 8);
+  p[0] = (guint8)h;
+  p[1] = (guint8)(h >> 8);
   return at_fp16_to_fp32 (h);
 }
 
 static int
 clamp_round (float v, int lo, int hi)
 {
-  return CLAMP ((int) lrintf (v), lo, hi);
+  return CLAMP ((int)lrintf (v), lo, hi);
 }
 
 static float
@@ -82,9 +82,9 @@ fifth_bit (const guint8 *qh, int j)
 static void
 put_q32 (guint8 *qs, guint8 *qh, int j, int q)
 {
-  qs[j & 15] |= (guint8) ((q & 15) << (4 * (j >> 4)));
+  qs[j & 15] |= (guint8)((q & 15) << (4 * (j >> 4)));
   if (qh)
-    qh[j >> 3] |= (guint8) (((q >> 4) & 1) << (j & 7));
+    qh[j >> 3] |= (guint8)(((q >> 4) & 1) << (j & 7));
 }
 
 static void
@@ -96,19 +96,19 @@ dequant_q32 (AtType type, const guint8 *b, float *y)
     switch (type)
       {
       case AT_TYPE_Q4_0:
-        y[j] = (float) (nibble32 (b + 2, j) - 8) * d;
+        y[j] = (float)(nibble32 (b + 2, j) - 8) * d;
         break;
       case AT_TYPE_Q4_1:
-        y[j] = (float) nibble32 (b + 4, j) * d + get_half (b + 2);
+        y[j] = (float)nibble32 (b + 4, j) * d + get_half (b + 2);
         break;
       case AT_TYPE_Q5_0:
-        y[j] = (float) ((nibble32 (b + 6, j) | fifth_bit (b + 2, j)) - 16) * d;
+        y[j] = (float)((nibble32 (b + 6, j) | fifth_bit (b + 2, j)) - 16) * d;
         break;
       case AT_TYPE_Q5_1:
-        y[j] = (float) (nibble32 (b + 8, j) | fifth_bit (b + 4, j)) * d + get_half (b + 2);
+        y[j] = (float)(nibble32 (b + 8, j) | fifth_bit (b + 4, j)) * d + get_half (b + 2);
         break;
       case AT_TYPE_Q8_0:
-        y[j] = (float) (gint8) b[2 + j] * d;
+        y[j] = (float)(gint8)b[2 + j] * d;
         break;
       default:
         g_assert_not_reached ();
@@ -130,27 +130,27 @@ quant_q32 (AtType type, const float *x, guint8 *b)
       {
         /* The value of largest magnitude maps to the most negative code exactly. */
         int half_range = type == AT_TYPE_Q4_0 ? 8 : 16;
-        d = inverse (put_half (b, max_abs_signed (x, 32) / (float) -half_range));
+        d = inverse (put_half (b, max_abs_signed (x, 32) / (float)-half_range));
         for (int j = 0; j < 32; j++)
-          put_q32 (b + (type == AT_TYPE_Q4_0 ? 2 : 6), type == AT_TYPE_Q5_0 ? b + 2 : NULL,
-                   j, clamp_round (x[j] * d, -half_range, half_range - 1) + half_range);
+          put_q32 (b + (type == AT_TYPE_Q4_0 ? 2 : 6), type == AT_TYPE_Q5_0 ? b + 2 : NULL, j,
+                   clamp_round (x[j] * d, -half_range, half_range - 1) + half_range);
         break;
       }
     case AT_TYPE_Q4_1:
     case AT_TYPE_Q5_1:
       {
         int top = type == AT_TYPE_Q4_1 ? 15 : 31;
-        d = inverse (put_half (b, (hi - lo) / (float) top));
+        d = inverse (put_half (b, (hi - lo) / (float)top));
         m = put_half (b + 2, lo);
         for (int j = 0; j < 32; j++)
-          put_q32 (b + (type == AT_TYPE_Q4_1 ? 4 : 8), type == AT_TYPE_Q5_1 ? b + 4 : NULL,
-                   j, clamp_round ((x[j] - m) * d, 0, top));
+          put_q32 (b + (type == AT_TYPE_Q4_1 ? 4 : 8), type == AT_TYPE_Q5_1 ? b + 4 : NULL, j,
+                   clamp_round ((x[j] - m) * d, 0, top));
         break;
       }
     case AT_TYPE_Q8_0:
       d = inverse (put_half (b, MAX (fabsf (lo), fabsf (hi)) / 127.0f));
       for (int j = 0; j < 32; j++)
-        b[2 + j] = (guint8) (gint8) clamp_round (x[j] * d, -127, 127);
+        b[2 + j] = (guint8)(gint8)clamp_round (x[j] * d, -127, 127);
       break;
     default:
       g_assert_not_reached ();
@@ -180,7 +180,7 @@ q2_bits (const guint8 *qs, int e)
 static void
 put_q2_bits (guint8 *qs, int e, int q)
 {
-  qs[32 * (e / 128) + e % 32] |= (guint8) ((q & 3) << (2 * ((e % 128) / 32)));
+  qs[32 * (e / 128) + e % 32] |= (guint8)((q & 3) << (2 * ((e % 128) / 32)));
 }
 
 /* q3_K's 6-bit scale of sub-block i: low nibbles in bytes 0..7, high bit pairs in
@@ -196,8 +196,8 @@ q3_k_scale (const guint8 *scales, int i)
 static void
 put_q3_k_scale (guint8 *scales, int i, int s)
 {
-  scales[i % 8] |= (guint8) ((s & 15) << (4 * (i / 8)));
-  scales[8 + i % 4] |= (guint8) (((s >> 4) & 3) << (2 * (i / 4)));
+  scales[i % 8] |= (guint8)((s & 15) << (4 * (i / 8)));
+  scales[8 + i % 4] |= (guint8)(((s >> 4) & 3) << (2 * (i / 4)));
 }
 
 /* q4_K/q5_K's 6-bit scale and min of sub-block j (ggml's get_scale_min_k4): for
@@ -223,14 +223,14 @@ put_k4_scale_min (guint8 *q, int j, int sc, int m)
 {
   if (j < 4)
     {
-      q[j] |= (guint8) sc;
-      q[j + 4] |= (guint8) m;
+      q[j] |= (guint8)sc;
+      q[j + 4] |= (guint8)m;
     }
   else
     {
-      q[j + 4] |= (guint8) ((sc & 15) | (m & 15) << 4);
-      q[j - 4] |= (guint8) ((sc >> 4) << 6);
-      q[j] |= (guint8) ((m >> 4) << 6);
+      q[j + 4] |= (guint8)((sc & 15) | (m & 15) << 4);
+      q[j - 4] |= (guint8)((sc >> 4) << 6);
+      q[j] |= (guint8)((m >> 4) << 6);
     }
 }
 
@@ -244,7 +244,7 @@ k4_nibble (const guint8 *qs, int e)
 static void
 put_k4_nibble (guint8 *qs, int e, int q)
 {
-  qs[32 * (e / 64) + e % 32] |= (guint8) ((q & 15) << (4 * ((e / 32) & 1)));
+  qs[32 * (e / 64) + e % 32] |= (guint8)((q & 15) << (4 * ((e / 32) & 1)));
 }
 
 /* q6_K: element e's low nibble is in ql[64 * h + 32 * (g & 1) + l] at bit 4 * (g >> 1),
@@ -263,8 +263,8 @@ static void
 put_q6_k_value (guint8 *ql, guint8 *qh, int e, int q)
 {
   int h = e / 128, g = (e % 128) / 32, l = e % 32;
-  ql[64 * h + 32 * (g & 1) + l] |= (guint8) ((q & 15) << (4 * (g >> 1)));
-  qh[32 * h + l] |= (guint8) (((q >> 4) & 3) << (2 * g));
+  ql[64 * h + 32 * (g & 1) + l] |= (guint8)((q & 15) << (4 * (g >> 1)));
+  qh[32 * h + l] |= (guint8)(((q >> 4) & 3) << (2 * g));
 }
 
 static void
@@ -276,16 +276,16 @@ dequant_k (AtType type, const guint8 *b, float *y)
       case AT_TYPE_Q2_K:
         {
           int sc = b[e / 16];
-          float dl = get_half (b + 80) * (float) (sc & 15);
-          float ml = get_half (b + 82) * (float) (sc >> 4);
-          y[e] = dl * (float) q2_bits (b + 16, e) - ml;
+          float dl = get_half (b + 80) * (float)(sc & 15);
+          float ml = get_half (b + 82) * (float)(sc >> 4);
+          y[e] = dl * (float)q2_bits (b + 16, e) - ml;
           break;
         }
       case AT_TYPE_Q3_K:
         {
-          float dl = get_half (b + 108) * (float) (q3_k_scale (b + 96, e / 16) - 32);
+          float dl = get_half (b + 108) * (float)(q3_k_scale (b + 96, e / 16) - 32);
           int high = (b[e % 32] >> (e / 32)) & 1;
-          y[e] = dl * (float) (q2_bits (b + 32, e) - (high ? 0 : 4));
+          y[e] = dl * (float)(q2_bits (b + 32, e) - (high ? 0 : 4));
           break;
         }
       case AT_TYPE_Q4_K:
@@ -297,12 +297,12 @@ dequant_k (AtType type, const guint8 *b, float *y)
             q = k4_nibble (b + 16, e);
           else
             q = k4_nibble (b + 48, e) + (((b[16 + e % 32] >> (e / 32)) & 1) ? 16 : 0);
-          y[e] = get_half (b) * (float) sc * (float) q - get_half (b + 2) * (float) m;
+          y[e] = get_half (b) * (float)sc * (float)q - get_half (b + 2) * (float)m;
           break;
         }
       case AT_TYPE_Q6_K:
-        y[e] = get_half (b + 208) * (float) (gint8) b[192 + e / 16] *
-               (float) (q6_k_value (b, b + 128, e) - 32);
+        y[e] = get_half (b + 208) * (float)(gint8)b[192 + e / 16]
+               * (float)(q6_k_value (b, b + 128, e) - 32);
         break;
       default:
         g_assert_not_reached ();
@@ -364,8 +364,8 @@ quant_k (AtType type, const float *x, guint8 *b)
           {
             int sc = clamp_round (scale[s] * inverse (d), 0, 15);
             int m = clamp_round (min[s] * inverse (dmin), 0, 15);
-            float id = inverse (d * (float) sc), ml = dmin * (float) m;
-            b[s] = (guint8) (sc | m << 4);
+            float id = inverse (d * (float)sc), ml = dmin * (float)m;
+            b[s] = (guint8)(sc | m << 4);
             for (int e = s * 16; e < s * 16 + 16; e++)
               put_q2_bits (b + 16, e, clamp_round ((x[e] + ml) * id, 0, 3));
           }
@@ -377,13 +377,13 @@ quant_k (AtType type, const float *x, guint8 *b)
         for (int s = 0; s < 16; s++)
           {
             int sc = clamp_round (scale[s] * inverse (d), -32, 31);
-            float id = inverse (d * (float) sc);
+            float id = inverse (d * (float)sc);
             put_q3_k_scale (b + 96, s, sc + 32);
             for (int e = s * 16; e < s * 16 + 16; e++)
               {
                 int u = clamp_round (x[e] * id, -4, 3) + 4;
                 put_q2_bits (b + 32, e, u & 3);
-                b[e % 32] |= (guint8) ((u >> 2) << (e / 32));
+                b[e % 32] |= (guint8)((u >> 2) << (e / 32));
               }
           }
         break;
@@ -397,7 +397,7 @@ quant_k (AtType type, const float *x, guint8 *b)
           {
             int sc = clamp_round (scale[s] * inverse (d), 0, 63);
             int m = clamp_round (min[s] * inverse (dmin), 0, 63);
-            float id = inverse (d * (float) sc), ml = dmin * (float) m;
+            float id = inverse (d * (float)sc), ml = dmin * (float)m;
             put_k4_scale_min (b + 4, s, sc, m);
             for (int e = s * 32; e < s * 32 + 32; e++)
               {
@@ -407,7 +407,7 @@ quant_k (AtType type, const float *x, guint8 *b)
                 else
                   {
                     put_k4_nibble (b + 48, e, q);
-                    b[16 + e % 32] |= (guint8) ((q >> 4) << (e / 32));
+                    b[16 + e % 32] |= (guint8)((q >> 4) << (e / 32));
                   }
               }
           }
@@ -419,8 +419,8 @@ quant_k (AtType type, const float *x, guint8 *b)
         for (int s = 0; s < 16; s++)
           {
             int sc = clamp_round (scale[s] * inverse (d), -128, 127);
-            float id = inverse (d * (float) sc);
-            b[192 + s] = (guint8) (gint8) sc;
+            float id = inverse (d * (float)sc);
+            b[192 + s] = (guint8)(gint8)sc;
             for (int e = s * 16; e < s * 16 + 16; e++)
               put_q6_k_value (b, b + 128, e, clamp_round (x[e] * id, -32, 31) + 32);
           }
@@ -434,15 +434,15 @@ quant_k (AtType type, const float *x, guint8 *b)
 static gboolean
 is_k_quant (AtType type)
 {
-  return type == AT_TYPE_Q2_K || type == AT_TYPE_Q3_K || type == AT_TYPE_Q4_K ||
-         type == AT_TYPE_Q5_K || type == AT_TYPE_Q6_K;
+  return type == AT_TYPE_Q2_K || type == AT_TYPE_Q3_K || type == AT_TYPE_Q4_K
+         || type == AT_TYPE_Q5_K || type == AT_TYPE_Q6_K;
 }
 
 static gboolean
 is_block_32 (AtType type)
 {
-  return type == AT_TYPE_Q4_0 || type == AT_TYPE_Q4_1 || type == AT_TYPE_Q5_0 ||
-         type == AT_TYPE_Q5_1 || type == AT_TYPE_Q8_0;
+  return type == AT_TYPE_Q4_0 || type == AT_TYPE_Q4_1 || type == AT_TYPE_Q5_0
+         || type == AT_TYPE_Q5_1 || type == AT_TYPE_Q8_0;
 }
 
 gboolean
@@ -484,15 +484,15 @@ at_ref_quant_dequantize_row (AtType type, const void *src, float *dst, gint64 n)
 }
 
 void
-at_ref_get_rows (AtType type, const void *table, gsize row_bytes, gint64 ne0,
-                 gint64 n_rows, const gint32 *ids, gint64 n, float *dst)
+at_ref_get_rows (AtType type, const void *table, gsize row_bytes, gint64 ne0, gint64 n_rows,
+                 const gint32 *ids, gint64 n, float *dst)
 {
   for (gint64 i = 0; i < n; i++)
     {
       if (ids[i] < 0 || ids[i] >= n_rows)
-        memset (dst + i * ne0, 0, (gsize) ne0 * sizeof (float));
+        memset (dst + i * ne0, 0, (gsize)ne0 * sizeof (float));
       else
-        at_ref_dequantize_row (type, (const guint8 *) table + (gsize) ids[i] * row_bytes,
+        at_ref_dequantize_row (type, (const guint8 *)table + (gsize)ids[i] * row_bytes,
                                dst + i * ne0, ne0);
     }
 }

@@ -20,8 +20,8 @@ gboolean at_ref_quant_dequantize_row (AtType type, const void *src, float *dst, 
 /* --- get_rows (at-ref-quant.c) ---
  * table holds n_rows rows of ne0 elements of type (row_bytes apart); dst [n][ne0] are
  * the rows ids[i] dequantized. An id outside [0, n_rows) gives a row of zeros. */
-void at_ref_get_rows (AtType type, const void *table, gsize row_bytes, gint64 ne0,
-                      gint64 n_rows, const gint32 *ids, gint64 n, float *dst);
+void at_ref_get_rows (AtType type, const void *table, gsize row_bytes, gint64 ne0, gint64 n_rows,
+                      const gint32 *ids, gint64 n, float *dst);
 
 /* --- mat-mul (at-ref-mul-mat.c) ---
  * ggml mul_mat on dequantized weights, accumulating in double: w [m][k] row-major,
