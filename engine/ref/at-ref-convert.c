@@ -1,6 +1,7 @@
 #include <string.h>
 
 #include "ref/at-ref.h"
+#include "ref/at-ref-quant.h"
 
 static guint32
 float_bits (float f)
@@ -95,7 +96,7 @@ at_ref_quantize_row (AtType type, const float *src, void *dst, gint64 n)
         ((guint16 *) dst)[i] = at_fp32_to_bf16 (src[i]);
       return TRUE;
     default:
-      return FALSE;
+      return at_ref_quant_quantize_row (type, src, dst, n);
     }
 }
 
@@ -120,6 +121,6 @@ at_ref_dequantize_row (AtType type, const void *src, float *dst, gint64 n)
         dst[i] = at_bf16_to_fp32 (((const guint16 *) src)[i]);
       return TRUE;
     default:
-      return FALSE;
+      return at_ref_quant_dequantize_row (type, src, dst, n);
     }
 }

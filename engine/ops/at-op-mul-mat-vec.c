@@ -1,0 +1,83 @@
+#include "ops/at-ops-quant.h"
+
+/* Threads of a workgroup stride over k together; each workgroup makes ROWS rows, so
+ * that x (up to eight columns) is read once for them. */
+#define WORKGROUP_SIZE 64
+#define ROWS 2
+
+gboolean
+at_op_mul_mat_vec_supports (AtType type)
+{
+  return at_type_is_weight (type);
+}
+
+void
+at_op_mul_mat_vec_ext (AtBatch *batch, const AtTensor *w, const AtTensor *x, const AtTensor *dst,
+                       guint64 max_range, gboolean use_subgroups)
+{
+  const AtGpuDeviceInfo *info = at_gpu_get_info (at_batch_get_gpu (batch));
+  const AtTypeInfo *type = at_type_info (w->type);
+  gint64 k = w->ne[0], m = w->ne[1], n = x->ne[1], rows_per;
+  g_autofree char *shader = NULL;
+  guint32 spec[3] = { WORKGROUP_SIZE, (guint32)n, ROWS };
+  struct
+  {
+    guint32 k, m, w_first, w_stride, x_first, x_stride, d_first, d_stride, row_base;
+  } push;
+  AtBinding bindings[3];
+
+  if (!at_op_check (batch,
+                    at_op_mul_mat_vec_supports (w->type) && x->type == AT_TYPE_F32
+                        && dst->type == AT_TYPE_F32,
+                    "mul_mat_vec: takes weights of a weight "
+                    "type, F32 x and an F32 dst (got %s, %s, %s)",
+                    at_type_name (w->type), at_type_name (x->type), at_type_name (dst->type))
+      || !at_op_check (batch, x->ne[0] == k && k % type->block_size == 0 && k > 0,
+                       "mul_mat_vec: k (%" G_GINT64_FORMAT " in w, %" G_GINT64_FORMAT " in x) "
+                       "must agree and be a positive multiple of %s's block size %u",
+                       k, x->ne[0], type->name, type->block_size)
+      || !at_op_check (batch, n >= 1 && n <= AT_MUL_MAT_VEC_MAX_COLS,
+                       "mul_mat_vec: x has %" G_GINT64_FORMAT " columns, 1 to %d are supported", n,
+                       AT_MUL_MAT_VEC_MAX_COLS)
+      || !at_op_check (batch,
+                       w->ne[2] == 1 && w->ne[3] == 1 && x->ne[2] == 1 && x->ne[3] == 1
+                           && dst->ne[0] == m && dst->ne[1] == n && dst->ne[2] == 1
+                           && dst->ne[3] == 1,
+                       "mul_mat_vec: shapes do not fit (w [%" G_GINT64_FORMAT ", %" G_GINT64_FORMAT
+                       "], x [%" G_GINT64_FORMAT ", %" G_GINT64_FORMAT "], dst [%" G_GINT64_FORMAT
+                       ", %" G_GINT64_FORMAT "])",
+                       k, m, x->ne[0], n, dst->ne[0], dst->ne[1])
+      || !at_op_check_weight_rows (batch, w, "mul_mat_vec")
+      || !at_op_check (batch,
+                       x->nb[0] == 4 && x->nb[1] % 4 == 0 && dst->nb[0] == 4 && dst->nb[1] % 4 == 0,
+                       "mul_mat_vec: x and dst rows must be contiguous"))
+    return;
+  if (m == 0)
+    return;
+  rows_per = at_op_rows_per_binding (batch, w, MIN (max_range, info->max_storage_buffer_range));
+  if (rows_per == 0)
+    return;
+
+  shader = at_op_weight_shader_name ("mul_mat_vec", w->type,
+                                     use_subgroups && info->subgroup_arithmetic ? "_subgroup" : "");
+  push.k = (guint32)k;
+  push.w_stride = (guint32)w->nb[1];
+  push.x_stride = (guint32)(x->nb[1] / 4);
+  push.d_stride = (guint32)(dst->nb[1] / 4);
+  bindings[1] = at_tensor_binding (batch, x, FALSE, 4, &push.x_first);
+  bindings[2] = at_tensor_binding (batch, dst, TRUE, 4, &push.d_first);
+  for (gint64 base = 0; base < m; base += rows_per)
+    {
+      push.m = (guint32)MIN (rows_per, m - base);
+      push.row_base = (guint32)base;
+      bindings[0] = at_op_weight_rows_binding (batch, w, base, push.m, &push.w_first);
+      at_batch_dispatch_1d (batch, shader, spec, 3, bindings, 3, &push, sizeof push,
+                            (push.m + ROWS - 1) / ROWS);
+    }
+}
+
+void
+at_op_mul_mat_vec (AtBatch *batch, const AtTensor *w, const AtTensor *x, const AtTensor *dst)
+{
+  at_op_mul_mat_vec_ext (batch, w, x, dst, G_MAXUINT64, TRUE);
+}
