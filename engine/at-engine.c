@@ -109,6 +109,12 @@ at_engine_queue_job (AtEngine *engine, GTask *task, AtJobFunc func)
 void
 at_engine_job_notify (GTask *task, GSourceFunc func, gpointer data, GDestroyNotify destroy)
 {
-  g_main_context_invoke_full (g_task_get_context (task), G_PRIORITY_DEFAULT, func, data,
-                              destroy);
+  /* Not g_main_context_invoke(): it runs func right here whenever this thread can
+   * acquire the context, i.e. whenever the UI thread is not iterating it. */
+  g_autoptr (GSource) source = g_idle_source_new ();
+
+  g_source_set_priority (source, G_PRIORITY_DEFAULT);
+  g_source_set_callback (source, func, data, destroy);
+  g_source_set_static_name (source, "[atelier] job progress");
+  g_source_attach (source, g_task_get_context (task));
 }

@@ -4,7 +4,9 @@
 
 /* Weight types with a mul_mat_<type>_<f32|f16> shader variant (shaders/meson.build). */
 static const AtType mul_mat_types[] = {
-  AT_TYPE_F32, AT_TYPE_F16, AT_TYPE_BF16, AT_TYPE_Q4_0, AT_TYPE_Q8_0,
+  AT_TYPE_F32, AT_TYPE_F16, AT_TYPE_BF16, AT_TYPE_Q4_0, AT_TYPE_Q4_1, AT_TYPE_Q5_0,
+  AT_TYPE_Q5_1, AT_TYPE_Q8_0, AT_TYPE_Q2_K, AT_TYPE_Q3_K, AT_TYPE_Q4_K, AT_TYPE_Q5_K,
+  AT_TYPE_Q6_K,
 };
 
 /* The GEMM's spec constants: tile rows/columns/depth and the register tile each thread

@@ -1,4 +1,3 @@
-#include <math.h>
 #include <string.h>
 
 #include "ref/at-ref-elementwise.h"
@@ -19,24 +18,6 @@ element_offset (gint64 k, const gint64 ne[4], const gsize nb[4], guint block_siz
       k /= ne[d];
     }
   return offset;
-}
-
-/* ggml's quantize_row_q8_0_ref: d = max |x| / 127, q = round (x / d). */
-static void
-quantize_q8_0 (const float *x, guint8 *block)
-{
-  float amax = 0.0f;
-  float d, id;
-  guint16 d16;
-
-  for (int j = 0; j < 32; j++)
-    amax = MAX (amax, fabsf (x[j]));
-  d = amax / 127.0f;
-  id = d != 0.0f ? 1.0f / d : 0.0f;
-  d16 = at_fp32_to_fp16 (d);
-  memcpy (block, &d16, 2);
-  for (int j = 0; j < 32; j++)
-    block[2 + j] = (guint8) (gint8) roundf (x[j] * id);
 }
 
 void
@@ -62,10 +43,7 @@ at_ref_cpy (const void *src, AtType src_type, const gint64 src_ne[4], const gsiz
         at_ref_dequantize_row (src_type,
                                (const guint8 *) src + element_offset (k + e, src_ne, src_nb, 1),
                                &values[e], 1);
-      if (dst_type == AT_TYPE_Q8_0)
-        quantize_q8_0 (values, to);
-      else
-        at_ref_quantize_row (dst_type, values, to, 1);
+      at_ref_quantize_row (dst_type, values, to, block_size);
     }
 }
 

@@ -148,10 +148,16 @@ quant_q32 (AtType type, const float *x, guint8 *b)
         break;
       }
     case AT_TYPE_Q8_0:
-      d = inverse (put_half (b, MAX (fabsf (lo), fabsf (hi)) / 127.0f));
-      for (int j = 0; j < 32; j++)
-        b[2 + j] = (guint8)(gint8)clamp_round (x[j] * d, -127, 127);
-      break;
+      {
+        /* As ggml's quantize_row_q8_0_ref, which the GPU's F32 -> Q8_0 copy follows:
+         * the codes use the unrounded scale; only the stored scale is a half. */
+        float scale = MAX (fabsf (lo), fabsf (hi)) / 127.0f;
+        put_half (b, scale);
+        d = inverse (scale);
+        for (int j = 0; j < 32; j++)
+          b[2 + j] = (guint8)(gint8)roundf (x[j] * d);
+        break;
+      }
     default:
       g_assert_not_reached ();
     }
