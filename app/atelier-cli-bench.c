@@ -14,6 +14,7 @@
 #include "ops/at-ops-attention.h"
 #include "ops/at-ops-bench.h"
 #include "ops/at-ops-matmul.h"
+#include "ops/at-ops-quant.h"
 #include "ref/at-ref.h"
 
 typedef struct {
@@ -211,6 +212,13 @@ typedef struct {
 
 
 static void
+record_mul_mat_vec (AtBatch *batch, gpointer data)
+{
+  MatData *d = data;
+  at_op_mul_mat_vec (batch, &d->w, &d->x, &d->dst);
+}
+
+static void
 record_mul_mat (AtBatch *batch, gpointer data)
 {
   MatData *d = data;
@@ -234,7 +242,7 @@ bench_mul_mat (Bench *bench, gboolean vec, AtType type, AtType x_type, gint64 k,
   data.w = at_tensor_make (w, 0, type, k, m, 1, 1);
   data.x = at_tensor_make (x, 0, x_type, k, n, 1, 1);
   data.dst = at_tensor_make (dst, 0, AT_TYPE_F32, m, n, 1, 1);
-  if (!time_op (bench, record_mul_mat, &data, &ms, error))
+  if (!time_op (bench, vec ? record_mul_mat_vec : record_mul_mat, &data, &ms, error))
     return FALSE;
   shape = g_strdup_printf ("%" G_GINT64_FORMAT "x%" G_GINT64_FORMAT " n=%" G_GINT64_FORMAT,
                            m, k, n);
@@ -340,6 +348,12 @@ bench_all_ops (Bench *bench, GError **error)
 
   g_print ("\n%-10s %-6s %-24s %12s  %s\n", "op", "type", "shape (m x k, n)", "GPU time",
            "rate");
+  /* Token generation of a 7B-class model: attention and FFN projections. */
+  for (guint i = 0; i < at_n_all_types; i++)
+    if (at_op_mul_mat_vec_supports (at_all_types[i]) &&
+        (!bench_mul_mat (bench, TRUE, at_all_types[i], AT_TYPE_F32, 4096, 4096, 1, error) ||
+         !bench_mul_mat (bench, TRUE, at_all_types[i], AT_TYPE_F32, 4096, 11008, 1, error)))
+      return FALSE;
   /* Prompt processing of a 7B-class layer: 512 tokens. */
   for (guint i = 0; i < G_N_ELEMENTS (prefill_types); i++)
     if (at_op_mul_mat_supports (prefill_types[i]) &&
