@@ -103,25 +103,15 @@ take (Reader *r, gsize n, const guint8 **out)
   return TRUE;
 }
 
+/* A little-endian integer of size bytes. */
 static gboolean
-read_u32 (Reader *r, guint32 *out)
+read_int (Reader *r, void *out, gsize size)
 {
   const guint8 *p = NULL;
 
-  if (!take (r, sizeof *out, &p))
+  if (!take (r, size, &p))
     return FALSE;
-  memcpy (out, p, sizeof *out);
-  return TRUE;
-}
-
-static gboolean
-read_u64 (Reader *r, guint64 *out)
-{
-  const guint8 *p = NULL;
-
-  if (!take (r, sizeof *out, &p))
-    return FALSE;
-  memcpy (out, p, sizeof *out);
+  memcpy (out, p, size);
   return TRUE;
 }
 
@@ -133,7 +123,7 @@ read_string (Reader *r, const char **str, gsize *len)
   guint64 n;
   const guint8 *p = NULL;
 
-  if (!read_u64 (r, &n))
+  if (!read_int (r, &n, sizeof n))
     return FALSE;
   if (n > r->size - r->pos)
     return invalid (r->gguf, r->error,
@@ -210,7 +200,7 @@ read_array (Reader *r, const char *key, AtGgufArray *array)
   guint64 n;
   gsize element_size;
 
-  if (!read_u32 (r, &type) || !read_u64 (r, &n))
+  if (!read_int (r, &type, sizeof type) || !read_int (r, &n, sizeof n))
     return FALSE;
   if (type == AT_GGUF_TYPE_ARRAY)
     return invalid (r->gguf, r->error, "key '%s' is an array of arrays, which is not supported",
@@ -260,7 +250,7 @@ read_value (Reader *r, const char *key, AtGgufValue *value)
   guint32 type;
   const guint8 *p = NULL;
 
-  if (!read_u32 (r, &type))
+  if (!read_int (r, &type, sizeof type))
     return FALSE;
   if (type >= AT_GGUF_N_TYPES)
     return invalid (r->gguf, r->error, "key '%s' has unknown value type %u", key, type);
@@ -310,7 +300,7 @@ read_header (Reader *r, guint64 *n_tensors, guint64 *n_kv)
         return invalid (gguf, r->error, "big-endian GGUF files are not supported");
       return invalid (gguf, r->error, "not a GGUF file (it does not start with \"GGUF\")");
     }
-  if (!take (r, 4, &magic) || !read_u32 (r, &version))
+  if (!take (r, 4, &magic) || !read_int (r, &version, sizeof version))
     return FALSE;
   if (version != 2 && version != 3)
     {
@@ -323,7 +313,7 @@ read_header (Reader *r, guint64 *n_tensors, guint64 *n_kv)
                       version);
     }
   gguf->version = version;
-  if (!read_u64 (r, n_tensors) || !read_u64 (r, n_kv))
+  if (!read_int (r, n_tensors, sizeof *n_tensors) || !read_int (r, n_kv, sizeof *n_kv))
     return FALSE;
   if (*n_kv > (r->size - r->pos) / MIN_KV_BYTES || *n_kv > G_MAXUINT)
     return invalid (gguf, r->error, "claims %" G_GUINT64_FORMAT " metadata entries, "
@@ -387,7 +377,7 @@ read_tensor_info (Reader *r, AtGgufTensor *t)
   if (g_hash_table_contains (gguf->tensor_index, t->name))
     return invalid (gguf, r->error, "duplicate tensor '%s'", t->name);
 
-  if (!read_u32 (r, &n_dims))
+  if (!read_int (r, &n_dims, sizeof n_dims))
     return FALSE;
   if (n_dims < 1 || n_dims > 4)
     return invalid (gguf, r->error, "tensor '%s' has %u dimensions (1 to 4 are supported)",
@@ -397,7 +387,7 @@ read_tensor_info (Reader *r, AtGgufTensor *t)
     {
       guint64 ne = 1;
 
-      if (d < n_dims && !read_u64 (r, &ne))
+      if (d < n_dims && !read_int (r, &ne, sizeof ne))
         return FALSE;
       if (ne == 0)
         return invalid (gguf, r->error, "tensor '%s' has an empty dimension %u", t->name, d);
@@ -408,7 +398,7 @@ read_tensor_info (Reader *r, AtGgufTensor *t)
       t->ne[d] = (gint64) ne;
     }
 
-  if (!read_u32 (r, &type))
+  if (!read_int (r, &type, sizeof type))
     return FALSE;
   if (!(info = at_type_info (type)))
     return invalid (gguf, r->error, "tensor '%s' has unknown or unsupported type %u", t->name,
@@ -423,7 +413,7 @@ read_tensor_info (Reader *r, AtGgufTensor *t)
     return invalid (gguf, r->error, "tensor '%s' is too large", t->name);
   t->size = n_blocks * info->type_size;
 
-  if (!read_u64 (r, &t->offset))
+  if (!read_int (r, &t->offset, sizeof t->offset))
     return FALSE;
   if (t->offset % gguf->alignment != 0)
     return invalid (gguf, r->error, "tensor '%s' offset %" G_GUINT64_FORMAT " is not a multiple "
