@@ -389,11 +389,15 @@ at_sampler_sample (AtSampler *s, const float *logits, gsize n_vocab)
       total += c[i].logit;
     }
   double u = rng_uniform (s->rng) * total;
+  gsize last = 0;
   for (gsize i = 0; i < n; i++)
     {
       u -= c[i].logit;
       if (u < 0.0)
         return c[i].id;
+      if (c[i].logit > 0.0f)
+        last = i;
     }
-  return c[n - 1].id;
+  /* Rounding left u at the very end: the last token that could be drawn. */
+  return c[last].id;
 }
