@@ -1,4 +1,5 @@
 /* CLIP BPE tokenizer on the real vocabulary, A1111's emphasis parser and its chunking. */
+#include <glib/gstdio.h>
 #include <string.h>
 
 #include "at-error.h"
@@ -49,6 +50,25 @@ test_vocab (void)
                                                                          &error);
   g_assert_null (missing);
   g_assert_error (error, AT_ERROR, AT_ERROR_INVALID_FILE);
+
+  /* Plain-text vocabularies load too; these two are cut short and malformed. */
+  const char *bad[][2] = {
+    { "#version: 0.2\nt h\ni n\n", "has 2 merges, not 48894" },
+    { "#version: 0.2\nt h\ni n x\n", "line 3 is not a merge of two symbols" },
+  };
+  g_autofree char *dir = g_dir_make_tmp ("at-test-XXXXXX", NULL);
+  g_autofree char *path = g_build_filename (dir, "vocab.txt", NULL);
+  for (guint i = 0; i < G_N_ELEMENTS (bad); i++)
+    {
+      g_autoptr (GError) bad_error = NULL;
+      g_assert_true (g_file_set_contents (path, bad[i][0], -1, NULL));
+      g_autoptr (AtClipTokenizer) t = at_clip_tokenizer_new_from_file (path, &bad_error);
+      g_assert_null (t);
+      g_assert_error (bad_error, AT_ERROR, AT_ERROR_INVALID_FILE);
+      g_assert_nonnull (strstr (bad_error->message, bad[i][1]));
+    }
+  g_unlink (path);
+  g_rmdir (dir);
 }
 
 static void

@@ -96,12 +96,11 @@ at_clip_tokenizer_new_from_file (const char *path, GError **error)
 
   gsize size;
   const char *text = g_bytes_get_data (vocab, &size);
-  g_autofree char *copy = g_strndup (text, size);
-  g_auto (GStrv) lines = g_strsplit (copy, "\n", N_MERGES + 2);
-  if (g_strv_length (lines) < N_MERGES + 1 || !g_utf8_validate (copy, -1, NULL))
+  const char *end = text + size;
+  const char *line = memchr (text, '\n', size); /* the version comment's end */
+  if (line == NULL || !g_utf8_validate (text, size, NULL))
     {
-      g_set_error (error, AT_ERROR, AT_ERROR_INVALID_FILE,
-                   "%s: not a CLIP vocabulary of %d merges", name, N_MERGES);
+      g_set_error (error, AT_ERROR, AT_ERROR_INVALID_FILE, "%s: not a CLIP vocabulary", name);
       return NULL;
     }
 
@@ -110,18 +109,32 @@ at_clip_tokenizer_new_from_file (const char *path, GError **error)
   tokenizer->ranks = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   init_byte_symbols (tokenizer);
 
-  /* Line 0 is a version comment. */
   for (guint rank = 0; rank < N_MERGES; rank++)
     {
-      g_auto (GStrv) pair = g_strsplit (lines[rank + 1], " ", -1);
-      if (g_strv_length (pair) != 2 || *pair[0] == '\0' || *pair[1] == '\0')
+      line++;
+      if (line >= end)
+        {
+          g_set_error (error, AT_ERROR, AT_ERROR_INVALID_FILE, "%s: has %u merges, not %d", name,
+                       rank, N_MERGES);
+          return NULL;
+        }
+      const char *line_end = memchr (line, '\n', end - line);
+      if (line_end == NULL)
+        line_end = end;
+      const char *space = memchr (line, ' ', line_end - line);
+      if (space == NULL || space == line || space + 1 == line_end
+          || memchr (space + 1, ' ', line_end - space - 1) != NULL)
         {
           g_set_error (error, AT_ERROR, AT_ERROR_INVALID_FILE,
                        "%s: line %u is not a merge of two symbols", name, rank + 2);
           return NULL;
         }
-      tokenizer->tokens[512 + rank] = g_strconcat (pair[0], pair[1], NULL);
-      g_hash_table_insert (tokenizer->ranks, g_strjoinv (" ", pair), GUINT_TO_POINTER (rank + 1));
+      g_autofree char *first = g_strndup (line, space - line);
+      g_autofree char *second = g_strndup (space + 1, line_end - space - 1);
+      tokenizer->tokens[512 + rank] = g_strconcat (first, second, NULL);
+      g_hash_table_insert (tokenizer->ranks, g_strndup (line, line_end - line),
+                           GUINT_TO_POINTER (rank + 1));
+      line = line_end;
     }
   tokenizer->tokens[N_VOCAB - 2] = g_strdup ("<|startoftext|>");
   tokenizer->tokens[N_VOCAB - 1] = g_strdup ("<|endoftext|>");
