@@ -2,6 +2,7 @@
  * (SentencePiece), Llama 3 and Qwen2 (byte-level BPE). Every expected tokenization
  * must match exactly; round trips, streaming, special tokens and long inputs too. */
 #include "at-error.h"
+#include "formats/at-gguf-writer.h"
 #include "text/at-tokenizer.h"
 
 #include <string.h>
@@ -441,6 +442,48 @@ test_bad_spec (void)
   assert_ids (ids, "2 1 0");
 }
 
+/* Metadata the GGUF glue must refuse: no model key, a per-token array of the wrong
+ * length, an id of the wrong type. */
+static void
+test_bad_gguf (void)
+{
+  const char *tokens[] = { "a", "b", "ab" };
+  const float scores[] = { 0.0f, -1.0f };
+  struct
+  {
+    const char *fault, *message;
+  } cases[] = {
+    { "no-model", "tokenizer.ggml.model" },
+    { "scores", "'tokenizer.ggml.scores' has 2 elements for 3 tokens" },
+    { "bos", "tokenizer.ggml.bos_token_id" },
+  };
+
+  for (gsize i = 0; i < G_N_ELEMENTS (cases); i++)
+    {
+      g_autoptr (AtGgufWriter) writer = at_gguf_writer_new ();
+      g_autoptr (GBytes) bytes = NULL;
+      g_autoptr (AtGguf) gguf = NULL;
+      g_autoptr (GError) error = NULL;
+
+      if (!g_str_equal (cases[i].fault, "no-model"))
+        at_gguf_writer_add_string (writer, "tokenizer.ggml.model", "llama");
+      at_gguf_writer_add_string_array (writer, "tokenizer.ggml.tokens", tokens,
+                                       G_N_ELEMENTS (tokens));
+      if (g_str_equal (cases[i].fault, "scores"))
+        at_gguf_writer_add_array (writer, "tokenizer.ggml.scores", AT_GGUF_TYPE_FLOAT32, scores,
+                                  G_N_ELEMENTS (scores));
+      if (g_str_equal (cases[i].fault, "bos"))
+        at_gguf_writer_add_string (writer, "tokenizer.ggml.bos_token_id", "1");
+      bytes = at_gguf_writer_to_bytes (writer);
+      gguf = at_gguf_new_from_bytes (bytes, "bad.gguf", &error);
+      g_assert_no_error (error);
+      g_assert_null (at_tokenizer_new_from_gguf (gguf, &error));
+      g_assert_error (error, AT_ERROR, AT_ERROR_INVALID_FILE);
+      if (strstr (error->message, cases[i].message) == NULL)
+        g_error ("'%s' does not mention '%s'", error->message, cases[i].message);
+    }
+}
+
 int
 main (int argc, char **argv)
 {
@@ -464,6 +507,7 @@ main (int argc, char **argv)
   g_test_add_func ("/text/tokenizer/parse-special", test_parse_special);
   g_test_add_func ("/text/tokenizer/other-pre-tokenizers", test_other_pre_tokenizers);
   g_test_add_func ("/text/tokenizer/bad-spec", test_bad_spec);
+  g_test_add_func ("/text/tokenizer/bad-gguf", test_bad_gguf);
   status = g_test_run ();
   for (gsize i = 0; i < G_N_ELEMENTS (vocabs); i++)
     g_clear_pointer (&vocabs[i], vocab_free);
