@@ -87,6 +87,8 @@ usage (void)
               "Commands:\n"
               "  devices        list Vulkan devices and the one Atelier uses\n"
               "  bench ops      measure copy bandwidth and per-op GPU speed\n"
+              "  tokenize -m MODEL.gguf TEXT [--bos]\n"
+              "                 print the token ids of TEXT on one line\n"
               "\n"
               "Environment: ATELIER_DEVICE=<index|name> picks a device,\n"
               "ATELIER_PROFILE=1 prints per-op GPU times.\n");
@@ -105,6 +107,8 @@ main (int argc, char **argv)
     return cmd_devices (argc - 1, argv + 1);
   if (g_str_equal (argv[1], "bench"))
     return atelier_cli_bench (argc - 1, argv + 1);
+  if (g_str_equal (argv[1], "tokenize"))
+    return atelier_cli_tokenize (argc - 1, argv + 1);
   if (g_str_equal (argv[1], "--help") || g_str_equal (argv[1], "help"))
     {
       usage ();

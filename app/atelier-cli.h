@@ -4,3 +4,4 @@
 #include <glib.h>
 
 int atelier_cli_bench (int argc, char **argv);
+int atelier_cli_tokenize (int argc, char **argv);

@@ -6,7 +6,7 @@
 
 #include "formats/at-gguf-writer.h"
 
-/* Real vocab-only files (tests/data/gguf/README.md) and what they hold. */
+/* Real vocab-only files (tests/data/vocab/README.md) and what they hold. */
 typedef struct {
   const char *file;
   const char *model;
@@ -28,7 +28,7 @@ static void
 test_vocab (gconstpointer data)
 {
   const VocabCase *c = data;
-  g_autofree char *path = g_test_build_filename (G_TEST_DIST, "data", "gguf", c->file, NULL);
+  g_autofree char *path = g_test_build_filename (G_TEST_DIST, "data", "vocab", c->file, NULL);
   g_autoptr (GError) error = NULL;
   g_autoptr (AtGguf) gguf = at_gguf_open (path, &error);
   const AtGgufArray *tokens, *types;

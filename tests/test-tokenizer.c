@@ -2,18 +2,16 @@
  * (SentencePiece), Llama 3 and Qwen2 (byte-level BPE). Every expected tokenization
  * must match exactly; round trips, streaming, special tokens and long inputs too. */
 #include "at-error.h"
+#include "formats/at-gguf-writer.h"
 #include "text/at-tokenizer.h"
 
-#include <gio/gio.h>
 #include <string.h>
 
-/* A vocabulary as tests/data/vocab/gguf-to-vocab.py writes it. */
+/* A vocabulary read from its GGUF file, with the spec it was made from. */
 typedef struct
 {
+  AtGguf *gguf;
   AtTokenizerSpec spec;
-  char *model, *pre;
-  GPtrArray *tokens, *merges;
-  GArray *scores, *types;
   AtTokenizer *tok;
 } Vocab;
 
@@ -24,111 +22,31 @@ static void
 vocab_free (Vocab *v)
 {
   at_tokenizer_unref (v->tok);
-  g_free (v->model);
-  g_free (v->pre);
-  g_ptr_array_unref (v->tokens);
-  g_ptr_array_unref (v->merges);
-  g_array_unref (v->scores);
-  g_array_unref (v->types);
+  at_tokenizer_spec_clear (&v->spec);
+  at_gguf_free (v->gguf);
   g_free (v);
-}
-
-static char *
-read_line (GDataInputStream *in)
-{
-  g_autoptr (GError) error = NULL;
-  char *line = g_data_input_stream_read_line (in, NULL, NULL, &error);
-
-  g_assert_no_error (error);
-  g_assert_nonnull (line);
-  return line;
-}
-
-/* "key value" with the expected key; returns value. */
-static char *
-read_count (GDataInputStream *in, const char *key)
-{
-  g_autofree char *line = read_line (in);
-
-  g_assert_true (g_str_has_prefix (line, key) && line[strlen (key)] == ' ');
-  return g_strdup (line + strlen (key) + 1);
 }
 
 static Vocab *
 vocab_load (const char *name)
 {
-  g_autofree char *path = g_strdup_printf ("%s/%s.vocab.gz", AT_VOCAB_DIR, name);
-  g_autoptr (GFile) file = g_file_new_for_path (path);
+  g_autofree char *path = g_strdup_printf ("%s/ggml-vocab-%s.gguf", AT_VOCAB_DIR, name);
   g_autoptr (GError) error = NULL;
-  g_autoptr (GInputStream) raw = G_INPUT_STREAM (g_file_read (file, NULL, &error));
-  g_autoptr (GZlibDecompressor) gunzip = g_zlib_decompressor_new (G_ZLIB_COMPRESSOR_FORMAT_GZIP);
-  g_autoptr (GInputStream) text = g_converter_input_stream_new (raw, G_CONVERTER (gunzip));
-  g_autoptr (GDataInputStream) in = g_data_input_stream_new (text);
   Vocab *v = g_new0 (Vocab, 1);
-  g_autofree char *n_tokens = NULL, *n_merges = NULL;
-  char *line;
+  g_autoptr (AtTokenizer) from_gguf = NULL;
 
+  v->gguf = at_gguf_open (path, &error);
   g_assert_no_error (error);
-  v->model = read_count (in, "model");
-  v->pre = read_count (in, "pre");
-  at_tokenizer_spec_init (&v->spec, v->model, v->pre);
-  while ((line = read_line (in)) && !g_str_has_prefix (line, "tokens "))
-    {
-      g_auto (GStrv) kv = g_strsplit (line, " ", 2);
-      gint32 value = (gint32)g_ascii_strtoll (kv[1], NULL, 10);
-
-      if (strcmp (kv[0], "bos_token_id") == 0)
-        v->spec.bos_id = value;
-      else if (strcmp (kv[0], "eos_token_id") == 0)
-        v->spec.eos_id = value;
-      else if (strcmp (kv[0], "eot_token_id") == 0)
-        v->spec.eot_id = value;
-      else if (strcmp (kv[0], "unknown_token_id") == 0)
-        v->spec.unk_id = value;
-      else if (strcmp (kv[0], "padding_token_id") == 0)
-        v->spec.pad_id = value;
-      else if (strcmp (kv[0], "add_bos_token") == 0)
-        v->spec.add_bos = value != 0;
-      else if (strcmp (kv[0], "add_eos_token") == 0)
-        v->spec.add_eos = value != 0;
-      else if (strcmp (kv[0], "add_space_prefix") == 0)
-        v->spec.add_space_prefix = value != 0;
-      g_free (line);
-    }
-  n_tokens = g_strdup (line + strlen ("tokens "));
-  g_free (line);
-
-  v->tokens = g_ptr_array_new_with_free_func (g_free);
-  v->scores = g_array_new (FALSE, FALSE, sizeof (float));
-  v->types = g_array_new (FALSE, FALSE, sizeof (gint32));
-  for (guint64 i = g_ascii_strtoull (n_tokens, NULL, 10); i > 0; i--)
-    {
-      g_autofree char *record = read_line (in);
-      char *end;
-      gint32 type = (gint32)g_ascii_strtoll (record, &end, 10);
-      float score = (float)g_ascii_strtod (end + 1, &end);
-
-      g_assert_cmpint (*end, ==, ' ');
-      g_ptr_array_add (v->tokens, g_strcompress (end + 1));
-      g_array_append_val (v->scores, score);
-      g_array_append_val (v->types, type);
-    }
-  n_merges = read_count (in, "merges");
-  v->merges = g_ptr_array_new_with_free_func (g_free);
-  for (guint64 i = g_ascii_strtoull (n_merges, NULL, 10); i > 0; i--)
-    {
-      g_autofree char *record = read_line (in);
-      g_ptr_array_add (v->merges, g_strcompress (record));
-    }
-
-  v->spec.tokens = (const char *const *)v->tokens->pdata;
-  v->spec.n_tokens = v->tokens->len;
-  v->spec.scores = (const float *)v->scores->data;
-  v->spec.token_types = (const gint32 *)v->types->data;
-  v->spec.merges = (const char *const *)v->merges->pdata;
-  v->spec.n_merges = v->merges->len;
+  g_assert_true (at_tokenizer_spec_init_from_gguf (&v->spec, v->gguf, &error));
+  g_assert_no_error (error);
   v->tok = at_tokenizer_new (&v->spec, &error);
   g_assert_no_error (error);
+  /* The one-call constructor reads the same vocabulary. */
+  from_gguf = at_tokenizer_new_from_gguf (v->gguf, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (at_tokenizer_get_n_tokens (from_gguf), ==, v->spec.n_tokens);
+  g_assert_cmpint (at_tokenizer_get_bos (from_gguf), ==, at_tokenizer_get_bos (v->tok));
+  g_assert_cmpint (at_tokenizer_get_eos (from_gguf), ==, at_tokenizer_get_eos (v->tok));
   return v;
 }
 
@@ -176,8 +94,8 @@ test_expected (gconstpointer data)
 {
   const char *name = data;
   AtTokenizer *tok = vocab_get (name)->tok;
-  g_autofree char *inp_path = g_strdup_printf ("%s/%s.inp", AT_VOCAB_DIR, name);
-  g_autofree char *out_path = g_strdup_printf ("%s/%s.out", AT_VOCAB_DIR, name);
+  g_autofree char *inp_path = g_strdup_printf ("%s/ggml-vocab-%s.gguf.inp", AT_VOCAB_DIR, name);
+  g_autofree char *out_path = g_strdup_printf ("%s/ggml-vocab-%s.gguf.out", AT_VOCAB_DIR, name);
   g_autofree char *inp = NULL, *out = NULL;
   g_autoptr (GError) error = NULL;
   g_auto (GStrv) cases = NULL, expected = NULL;
@@ -524,6 +442,48 @@ test_bad_spec (void)
   assert_ids (ids, "2 1 0");
 }
 
+/* Metadata the GGUF glue must refuse: no model key, a per-token array of the wrong
+ * length, an id of the wrong type. */
+static void
+test_bad_gguf (void)
+{
+  const char *tokens[] = { "a", "b", "ab" };
+  const float scores[] = { 0.0f, -1.0f };
+  struct
+  {
+    const char *fault, *message;
+  } cases[] = {
+    { "no-model", "tokenizer.ggml.model" },
+    { "scores", "'tokenizer.ggml.scores' has 2 elements for 3 tokens" },
+    { "bos", "tokenizer.ggml.bos_token_id" },
+  };
+
+  for (gsize i = 0; i < G_N_ELEMENTS (cases); i++)
+    {
+      g_autoptr (AtGgufWriter) writer = at_gguf_writer_new ();
+      g_autoptr (GBytes) bytes = NULL;
+      g_autoptr (AtGguf) gguf = NULL;
+      g_autoptr (GError) error = NULL;
+
+      if (!g_str_equal (cases[i].fault, "no-model"))
+        at_gguf_writer_add_string (writer, "tokenizer.ggml.model", "llama");
+      at_gguf_writer_add_string_array (writer, "tokenizer.ggml.tokens", tokens,
+                                       G_N_ELEMENTS (tokens));
+      if (g_str_equal (cases[i].fault, "scores"))
+        at_gguf_writer_add_array (writer, "tokenizer.ggml.scores", AT_GGUF_TYPE_FLOAT32, scores,
+                                  G_N_ELEMENTS (scores));
+      if (g_str_equal (cases[i].fault, "bos"))
+        at_gguf_writer_add_string (writer, "tokenizer.ggml.bos_token_id", "1");
+      bytes = at_gguf_writer_to_bytes (writer);
+      gguf = at_gguf_new_from_bytes (bytes, "bad.gguf", &error);
+      g_assert_no_error (error);
+      g_assert_null (at_tokenizer_new_from_gguf (gguf, &error));
+      g_assert_error (error, AT_ERROR, AT_ERROR_INVALID_FILE);
+      if (strstr (error->message, cases[i].message) == NULL)
+        g_error ("'%s' does not mention '%s'", error->message, cases[i].message);
+    }
+}
+
 int
 main (int argc, char **argv)
 {
@@ -547,6 +507,7 @@ main (int argc, char **argv)
   g_test_add_func ("/text/tokenizer/parse-special", test_parse_special);
   g_test_add_func ("/text/tokenizer/other-pre-tokenizers", test_other_pre_tokenizers);
   g_test_add_func ("/text/tokenizer/bad-spec", test_bad_spec);
+  g_test_add_func ("/text/tokenizer/bad-gguf", test_bad_gguf);
   status = g_test_run ();
   for (gsize i = 0; i < G_N_ELEMENTS (vocabs); i++)
     g_clear_pointer (&vocabs[i], vocab_free);

@@ -10,11 +10,13 @@
  * vocabularies in tests/test-tokenizer.c).
  *
  * The tokenizer is built from plain arrays (AtTokenizerSpec), so it does not care where
- * the vocabulary came from.
+ * the vocabulary came from; at_tokenizer_new_from_gguf fills them from a GGUF file.
  */
 #pragma once
 
 #include <glib.h>
+
+#include "formats/at-gguf.h"
 
 G_BEGIN_DECLS
 
@@ -52,11 +54,23 @@ typedef struct
  * and add_space_prefix; byte-level BPE has no ids, and add_bos only for llama3. */
 void at_tokenizer_spec_init (AtTokenizerSpec *spec, const char *model, const char *pre);
 
+/* Fills spec from gguf's tokenizer.ggml.* keys (model, pre, tokens, scores, token_type,
+ * merges, the special ids and the add_* flags), at_tokenizer_spec_init's defaults
+ * standing in for the keys left out. The strings point into gguf; the scores and token
+ * types are copied into memory that at_tokenizer_spec_clear frees. Fails with
+ * AT_ERROR_INVALID_FILE when a key is missing or of the wrong type or length. */
+gboolean at_tokenizer_spec_init_from_gguf (AtTokenizerSpec *spec, AtGguf *gguf,
+                                           GError **error);
+/* Frees what at_tokenizer_spec_init_from_gguf allocated in spec. */
+void at_tokenizer_spec_clear (AtTokenizerSpec *spec);
+
 typedef struct _AtTokenizer AtTokenizer;
 
 /* A tokenizer for spec. Fails with AT_ERROR_UNSUPPORTED for an unknown model or
  * pre-tokenizer, AT_ERROR_INVALID_FILE for inconsistent arrays or ids. */
 AtTokenizer *at_tokenizer_new (const AtTokenizerSpec *spec, GError **error);
+/* A tokenizer for the vocabulary of a GGUF file (a model or a vocab-only file). */
+AtTokenizer *at_tokenizer_new_from_gguf (AtGguf *gguf, GError **error);
 AtTokenizer *at_tokenizer_ref (AtTokenizer *tok);
 void at_tokenizer_unref (AtTokenizer *tok);
 
