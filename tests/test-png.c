@@ -5,6 +5,7 @@
 
 #include <gio/gio.h>
 #include <glib/gstdio.h>
+#include <png.h>
 #include <string.h>
 
 static char *tmpdir;
@@ -46,7 +47,8 @@ sample_params (void)
   AtGenerationParams *p = at_generation_params_new ();
 
   g_free (p->prompt);
-  p->prompt = g_strdup ("a \"quiet\" harbour at dawn, oil painting\n(fishing boats:1.2), mist: soft");
+  p->prompt
+      = g_strdup ("a \"quiet\" harbour at dawn, oil painting\n(fishing boats:1.2), mist: soft");
   g_free (p->negative_prompt);
   p->negative_prompt = g_strdup ("blurry, lowres");
   p->steps = 20;
@@ -209,19 +211,64 @@ test_no_parameters (void)
   g_assert_cmpmem (rgba, 8 * 8 * 4, pixels, 8 * 8 * 4);
 }
 
+/* Other producers' PNGs: 16-bit grey, interlaced, written here with libpng directly,
+ * come back as RGBA8 (grey replicated, the high byte kept, opaque alpha). */
+static void
+test_read_gray16_interlaced (void)
+{
+  g_autofree char *path = tmp_path ("gray16.png");
+  const guint w = 13, h = 9;
+  g_autofree guint16 *gray = g_new (guint16, w * h);
+  g_autofree png_bytep *rows = g_new (png_bytep, h);
+  g_autofree guint8 *rgba = NULL;
+  g_autoptr (GError) error = NULL;
+  png_structp png = png_create_write_struct (PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
+  png_infop info = png_create_info_struct (png);
+  FILE *f = fopen (path, "wb");
+  guint rw, rh;
+
+  g_assert_nonnull (f);
+  for (guint i = 0; i < w * h; i++)
+    gray[i] = GUINT16_TO_BE ((guint16)(i * 509));
+  for (guint y = 0; y < h; y++)
+    rows[y] = (png_bytep)(gray + y * w);
+  png_init_io (png, f);
+  png_set_IHDR (png, info, w, h, 16, PNG_COLOR_TYPE_GRAY, PNG_INTERLACE_ADAM7,
+                PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+  png_write_info (png, info);
+  png_write_image (png, rows);
+  png_write_end (png, NULL);
+  png_destroy_write_struct (&png, &info);
+  fclose (f);
+
+  rgba = at_png_read (path, &rw, &rh, NULL, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (rw, ==, w);
+  g_assert_cmpuint (rh, ==, h);
+  for (guint i = 0; i < w * h; i++)
+    {
+      guint8 want = (guint8)((i * 509) >> 8);
+
+      g_assert_cmpuint (rgba[i * 4], ==, want);
+      g_assert_cmpuint (rgba[i * 4 + 1], ==, want);
+      g_assert_cmpuint (rgba[i * 4 + 2], ==, want);
+      g_assert_cmpuint (rgba[i * 4 + 3], ==, 0xff);
+    }
+}
+
 static void
 test_parse_a1111 (void)
 {
   /* txt2img with hires fix, as A1111 1.10 writes it. */
   const char *hires
-    = "masterpiece, best quality, 1girl, (red scarf:1.3), snowy street,\n"
-      "night, city lights\n"
-      "Negative prompt: (worst quality, low quality:1.4), EasyNegative\n"
-      "Steps: 28, Sampler: DPM++ 2M, Schedule type: Karras, CFG scale: 6.5, Seed: 3141592653, "
-      "Size: 512x768, Model hash: 7f96a1a9ca, Model: anything-v5, Denoising strength: 0.45, "
-      "Clip skip: 2, Hires upscale: 2, Hires steps: 15, Hires upscaler: R-ESRGAN 4x+ Anime6B, "
-      "Lora hashes: \"scarf: 1a2b3c4d5e6f, snow_v2: 0f9e8d7c6b5a\", TI hashes: \"EasyNegative: "
-      "c74b4e810b03\", Version: v1.10.1";
+      = "masterpiece, best quality, 1girl, (red scarf:1.3), snowy street,\n"
+        "night, city lights\n"
+        "Negative prompt: (worst quality, low quality:1.4), EasyNegative\n"
+        "Steps: 28, Sampler: DPM++ 2M, Schedule type: Karras, CFG scale: 6.5, Seed: 3141592653, "
+        "Size: 512x768, Model hash: 7f96a1a9ca, Model: anything-v5, Denoising strength: 0.45, "
+        "Clip skip: 2, Hires upscale: 2, Hires steps: 15, Hires upscaler: R-ESRGAN 4x+ Anime6B, "
+        "Lora hashes: \"scarf: 1a2b3c4d5e6f, snow_v2: 0f9e8d7c6b5a\", TI hashes: \"EasyNegative: "
+        "c74b4e810b03\", Version: v1.10.1";
   /* Older A1111: the Karras schedule in the sampler's name, an empty value, "ENSD". */
   const char *old = "a cat\nSteps: 50, Sampler: DPM++ 2M Karras, CFG scale: 7, Seed: 1, "
                     "Face restoration: , Size: 768x512, ENSD: 31337";
@@ -250,10 +297,12 @@ test_parse_a1111 (void)
   g_assert_cmpuint (a->extra->len, ==, 7);
   g_assert_cmpstr (at_generation_params_get_extra (a, "Clip skip"), ==, "2");
   g_assert_cmpstr (at_generation_params_get_extra (a, "Hires upscale"), ==, "2");
-  g_assert_cmpstr (at_generation_params_get_extra (a, "Hires upscaler"), ==, "R-ESRGAN 4x+ Anime6B");
+  g_assert_cmpstr (at_generation_params_get_extra (a, "Hires upscaler"), ==,
+                   "R-ESRGAN 4x+ Anime6B");
   g_assert_cmpstr (at_generation_params_get_extra (a, "Lora hashes"), ==,
                    "scarf: 1a2b3c4d5e6f, snow_v2: 0f9e8d7c6b5a");
-  g_assert_cmpstr (at_generation_params_get_extra (a, "TI hashes"), ==, "EasyNegative: c74b4e810b03");
+  g_assert_cmpstr (at_generation_params_get_extra (a, "TI hashes"), ==,
+                   "EasyNegative: c74b4e810b03");
   g_assert_cmpstr (at_generation_params_get_extra (a, "Version"), ==, "v1.10.1");
 
   /* Writing it back and parsing again changes nothing. */
@@ -279,8 +328,8 @@ test_parse_odd_values (void)
   /* A known key whose value does not parse stays as an extra pair; a quoted value with
    * an escaped quote and a \u escape is unquoted; an unterminated quote is kept raw. */
   g_autoptr (AtGenerationParams) p = at_generation_params_parse (
-    "x\nSteps: many, Sampler: Euler, Seed: 5, Note: \"say \\\"hi\\\", \\u00e9t\\u00e9\", "
-    "Broken: \"open, Size: 64x64");
+      "x\nSteps: many, Sampler: Euler, Seed: 5, Note: \"say \\\"hi\\\", \\u00e9t\\u00e9\", "
+      "Broken: \"open, Size: 64x64");
 
   g_assert_cmpint (p->steps, ==, 0);
   g_assert_cmpstr (at_generation_params_get_extra (p, "Steps"), ==, "many");
@@ -406,6 +455,7 @@ main (int argc, char **argv)
   g_test_add_func ("/formats/png/infotext-format", test_infotext_format);
   g_test_add_func ("/formats/png/round-trip", test_round_trip);
   g_test_add_func ("/formats/png/no-parameters", test_no_parameters);
+  g_test_add_func ("/formats/png/gray16-interlaced", test_read_gray16_interlaced);
   g_test_add_func ("/formats/png/parse-a1111", test_parse_a1111);
   g_test_add_func ("/formats/png/parse-odd-values", test_parse_odd_values);
   g_test_add_func ("/formats/png/malformed", test_malformed);

@@ -39,8 +39,8 @@ test_sd_schedule (void)
   /* sigma_to_t inverts t_to_sigma at and between the table's points, and clamps. */
   for (double t = 0; t <= 999; t += 37.25)
     g_assert_cmpfloat_with_epsilon (
-      at_noise_schedule_sigma_to_t (&schedule, at_noise_schedule_t_to_sigma (&schedule, t)), t,
-      1e-6);
+        at_noise_schedule_sigma_to_t (&schedule, at_noise_schedule_t_to_sigma (&schedule, t)), t,
+        1e-6);
   g_assert_cmpfloat (at_noise_schedule_sigma_to_t (&schedule, 1e-4), ==, 0.0);
   g_assert_cmpfloat (at_noise_schedule_sigma_to_t (&schedule, 100.0), ==, 999.0);
 }
@@ -166,9 +166,9 @@ test_rng_known_values (void)
 {
   /* torch.manual_seed (0); torch.randn (4) and torch.randn (16). */
   static const float want4[] = { 1.5410f, -0.2934f, -2.1788f, 0.5684f };
-  static const float want16[] = { -1.1258f, -1.1524f, -0.2506f, -0.4339f, 0.8487f, 0.6920f,
-                                  -0.3160f, -2.1152f, 0.3223f, -1.2633f, 0.3500f, 0.3081f,
-                                  0.1198f, 1.2377f,   1.1168f,  -0.2473f };
+  static const float want16[]
+      = { -1.1258f, -1.1524f, -0.2506f, -0.4339f, 0.8487f, 0.6920f, -0.3160f, -2.1152f,
+          0.3223f,  -1.2633f, 0.3500f,  0.3081f,  0.1198f, 1.2377f, 1.1168f,  -0.2473f };
   float got[20], first16[16];
   g_autoptr (AtRng) a = at_rng_new (0);
   g_autoptr (AtRng) b = at_rng_new (0);
@@ -216,7 +216,8 @@ test_rng_statistics (void)
 
 /* ---- analytic denoisers ----------------------------------------------------------- */
 
-typedef struct {
+typedef struct
+{
   double mu, tau; /* Gaussian data; tau 0: a delta at mu */
   /* Return the ODE's end point from x (what a consistency model such as LCM learns)
    * instead of the posterior mean E[x0 | x]. */
@@ -255,8 +256,8 @@ count_progress (guint step, guint n_steps, const float *x, const float *denoised
 
 /* Runs kind over sigmas from noise drawn with seed; returns the final x (n floats). */
 static float *
-run_sampler (AtSamplerKind kind, const float *sigmas, guint n_steps, Data *d, gsize n,
-             guint64 seed, GError **error)
+run_sampler (AtSamplerKind kind, const float *sigmas, guint n_steps, Data *d, gsize n, guint64 seed,
+             GError **error)
 {
   g_autoptr (AtRng) rng = at_rng_new (seed);
   float *x = g_new (float, n);
@@ -267,8 +268,8 @@ run_sampler (AtSamplerKind kind, const float *sigmas, guint n_steps, Data *d, gs
   at_rng_randn (rng, x, n);
   for (gsize i = 0; i < n; i++)
     x[i] = (float)(x[i] * scale);
-  if (!at_scheduler_sample (kind, sigmas, n_steps, x, n, gaussian_denoiser, d, rng,
-                            count_progress, d->cancellable, error))
+  if (!at_scheduler_sample (kind, sigmas, n_steps, x, n, gaussian_denoiser, d, rng, count_progress,
+                            d->cancellable, error))
     g_clear_pointer (&x, g_free);
   g_clear_object (&d->cancellable);
   return x;
@@ -283,9 +284,8 @@ test_delta_lands_on_x0 (void)
     for (guint steps = 1; steps <= 30; steps += 29)
       {
         guint n_steps;
-        g_autofree float *sigmas
-          = sigmas_new (kind == AT_SAMPLER_DDIM ? AT_SCHEDULE_DDIM : AT_SCHEDULE_KARRAS, steps,
-                        &n_steps);
+        g_autofree float *sigmas = sigmas_new (
+            kind == AT_SAMPLER_DDIM ? AT_SCHEDULE_DDIM : AT_SCHEDULE_KARRAS, steps, &n_steps);
         Data d = { .mu = 0.5 };
         g_autoptr (GError) error = NULL;
         g_autofree float *x = run_sampler (kind, sigmas, n_steps, &d, n, 7, &error);
@@ -459,8 +459,8 @@ test_denoiser_error (void)
   g_autoptr (GError) error = NULL;
   g_autoptr (GError) no_rng = NULL;
 
-  g_assert_false (at_scheduler_sample (AT_SAMPLER_DPMPP_2M, sigmas, 2, x, 4, failing_denoiser,
-                                       NULL, NULL, NULL, NULL, &error));
+  g_assert_false (at_scheduler_sample (AT_SAMPLER_DPMPP_2M, sigmas, 2, x, 4, failing_denoiser, NULL,
+                                       NULL, NULL, NULL, &error));
   g_assert_error (error, AT_ERROR, AT_ERROR_DEVICE_LOST);
   g_assert_false (at_scheduler_sample (AT_SAMPLER_EULER_ANCESTRAL, sigmas, 2, x, 4,
                                        failing_denoiser, NULL, NULL, NULL, NULL, &no_rng));

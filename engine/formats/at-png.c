@@ -110,13 +110,27 @@ append_quoted (GString *out, const char *value)
   for (const char *c = value; *c; c++)
     switch (*c)
       {
-      case '"': g_string_append (out, "\\\""); break;
-      case '\\': g_string_append (out, "\\\\"); break;
-      case '\n': g_string_append (out, "\\n"); break;
-      case '\r': g_string_append (out, "\\r"); break;
-      case '\t': g_string_append (out, "\\t"); break;
-      case '\b': g_string_append (out, "\\b"); break;
-      case '\f': g_string_append (out, "\\f"); break;
+      case '"':
+        g_string_append (out, "\\\"");
+        break;
+      case '\\':
+        g_string_append (out, "\\\\");
+        break;
+      case '\n':
+        g_string_append (out, "\\n");
+        break;
+      case '\r':
+        g_string_append (out, "\\r");
+        break;
+      case '\t':
+        g_string_append (out, "\\t");
+        break;
+      case '\b':
+        g_string_append (out, "\\b");
+        break;
+      case '\f':
+        g_string_append (out, "\\f");
+        break;
       default:
         if ((guchar)*c < 0x20)
           g_string_append_printf (out, "\\u%04x", (guchar)*c);
@@ -126,68 +140,56 @@ append_quoted (GString *out, const char *value)
   g_string_append_c (out, '"');
 }
 
+static void append_pair (GString *out, const char *key, const char *format, ...)
+    G_GNUC_PRINTF (3, 4);
+
 static void
-append_pair (GString *out, const char *key, const char *value)
+append_pair (GString *out, const char *key, const char *format, ...)
 {
+  g_autofree char *value = NULL;
+  va_list args;
+
+  va_start (args, format);
+  value = g_strdup_vprintf (format, args);
+  va_end (args);
   if (out->len > 0)
     g_string_append (out, ", ");
   g_string_append_printf (out, "%s: ", key);
   append_quoted (out, value);
 }
 
-/* Shortest round-trip-ish form, as Python prints 7.0 as 7 (A1111's sliders hand
- * integers through as such) and 0.75 as 0.75. */
-static char *
-format_number (double v)
-{
-  char buf[G_ASCII_DTOSTR_BUF_SIZE];
-
-  return g_strdup (g_ascii_formatd (buf, sizeof buf, "%.15g", v));
-}
+/* "%.15g" prints 7.0 as 7 and 0.75 as 0.75, as A1111's infotexts show them. */
+#define FORMAT_NUMBER(buf, v) g_ascii_formatd (buf, sizeof buf, "%.15g", v)
 
 char *
 at_generation_params_to_text (const AtGenerationParams *p)
 {
   g_autoptr (GString) pairs = g_string_new (NULL);
+  char buf[G_ASCII_DTOSTR_BUF_SIZE];
   GString *out;
 
   if (p->steps > 0)
-    {
-      g_autofree char *v = g_strdup_printf ("%d", p->steps);
-      append_pair (pairs, "Steps", v);
-    }
+    append_pair (pairs, "Steps", "%d", p->steps);
   if (p->sampler)
-    append_pair (pairs, "Sampler", p->sampler);
+    append_pair (pairs, "Sampler", "%s", p->sampler);
   if (p->schedule_type)
-    append_pair (pairs, "Schedule type", p->schedule_type);
+    append_pair (pairs, "Schedule type", "%s", p->schedule_type);
   if (p->cfg_scale >= 0)
-    {
-      g_autofree char *v = format_number (p->cfg_scale);
-      append_pair (pairs, "CFG scale", v);
-    }
+    append_pair (pairs, "CFG scale", "%s", FORMAT_NUMBER (buf, p->cfg_scale));
   if (p->seed >= 0)
-    {
-      g_autofree char *v = g_strdup_printf ("%" G_GINT64_FORMAT, p->seed);
-      append_pair (pairs, "Seed", v);
-    }
+    append_pair (pairs, "Seed", "%" G_GINT64_FORMAT, p->seed);
   if (p->width > 0 && p->height > 0)
-    {
-      g_autofree char *v = g_strdup_printf ("%ux%u", p->width, p->height);
-      append_pair (pairs, "Size", v);
-    }
+    append_pair (pairs, "Size", "%ux%u", p->width, p->height);
   if (p->model_hash)
-    append_pair (pairs, "Model hash", p->model_hash);
+    append_pair (pairs, "Model hash", "%s", p->model_hash);
   if (p->model)
-    append_pair (pairs, "Model", p->model);
+    append_pair (pairs, "Model", "%s", p->model);
   if (p->denoising_strength >= 0)
-    {
-      g_autofree char *v = format_number (p->denoising_strength);
-      append_pair (pairs, "Denoising strength", v);
-    }
+    append_pair (pairs, "Denoising strength", "%s", FORMAT_NUMBER (buf, p->denoising_strength));
   for (guint i = 0; i < p->extra->len; i++)
     {
       const AtGenerationParam *pair = &g_array_index (p->extra, AtGenerationParam, i);
-      append_pair (pairs, pair->key, pair->value);
+      append_pair (pairs, pair->key, "%s", pair->value);
     }
 
   out = g_string_new (p->prompt);
@@ -289,12 +291,26 @@ json_unquote (const char *text)
       c++;
       switch (*c)
         {
-        case '"': case '\\': case '/': g_string_append_c (out, *c); break;
-        case 'b': g_string_append_c (out, '\b'); break;
-        case 'f': g_string_append_c (out, '\f'); break;
-        case 'n': g_string_append_c (out, '\n'); break;
-        case 'r': g_string_append_c (out, '\r'); break;
-        case 't': g_string_append_c (out, '\t'); break;
+        case '"':
+        case '\\':
+        case '/':
+          g_string_append_c (out, *c);
+          break;
+        case 'b':
+          g_string_append_c (out, '\b');
+          break;
+        case 'f':
+          g_string_append_c (out, '\f');
+          break;
+        case 'n':
+          g_string_append_c (out, '\n');
+          break;
+        case 'r':
+          g_string_append_c (out, '\r');
+          break;
+        case 't':
+          g_string_append_c (out, '\t');
+          break;
         case 'u':
           {
             gunichar ch = 0;
@@ -372,7 +388,8 @@ parse_size (const char *v, guint *w, guint *h)
 static gboolean
 set_known (AtGenerationParams *p, const char *key, const char *v)
 {
-  static const struct {
+  static const struct
+  {
     const char *key;
     gsize offset;
   } strings[] = {
@@ -465,7 +482,8 @@ at_generation_params_parse (const char *text)
 
 /* ---- libpng plumbing ---------------------------------------------------------- */
 
-typedef struct {
+typedef struct
+{
   const char *path;
   char message[256];
   png_structp png;
@@ -550,11 +568,11 @@ encode_png (PngJob *job, const guint8 *pixels, guint width, guint height, guint 
     return FALSE;
   png_set_write_fn (job->png, job, on_png_write, on_png_flush);
   png_set_IHDR (job->png, job->info, width, height, 8,
-                channels == 4 ? PNG_COLOR_TYPE_RGB_ALPHA : PNG_COLOR_TYPE_RGB,
-                PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+                channels == 4 ? PNG_COLOR_TYPE_RGB_ALPHA : PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE,
+                PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
   if (parameters)
     {
-      png_text text = { .key = (png_charp)"parameters" };
+      png_text text = { .key = (png_charp) "parameters" };
 
       if (job->text)
         {
@@ -567,8 +585,8 @@ encode_png (PngJob *job, const guint8 *pixels, guint width, guint height, guint 
           text.compression = PNG_ITXT_COMPRESSION_NONE;
           text.text = (png_charp)parameters;
           text.itxt_length = strlen (parameters);
-          text.lang = (png_charp)"";
-          text.lang_key = (png_charp)"";
+          text.lang = (png_charp) "";
+          text.lang_key = (png_charp) "";
         }
       png_set_text (job->png, job->info, &text, 1);
     }
@@ -666,8 +684,8 @@ decode_png (PngJob *job, guint *width, guint *height)
   if (w > AT_PNG_MAX_SIDE || h > AT_PNG_MAX_SIDE || (guint64)w * h > AT_PNG_MAX_PIXELS)
     {
       g_snprintf (job->message, sizeof job->message,
-                  "the image is %ux%u pixels, more than the %ux%u this reader accepts",
-                  (guint)w, (guint)h, AT_PNG_MAX_SIDE, AT_PNG_MAX_SIDE);
+                  "the image is %ux%u pixels, more than the %ux%u this reader accepts", (guint)w,
+                  (guint)h, AT_PNG_MAX_SIDE, AT_PNG_MAX_SIDE);
       return FALSE;
     }
 

@@ -14,7 +14,8 @@
 #define MT_N 624
 #define MT_M 397
 
-struct _AtRng {
+struct _AtRng
+{
   guint32 mt[MT_N];
   guint index;
   /* normal_distribution<double> keeps the sine half of each Box-Muller pair. */
@@ -232,7 +233,8 @@ at_noise_schedule_sigmas (const AtNoiseSchedule *s, AtScheduleKind kind, guint s
       switch (kind)
         {
         case AT_SCHEDULE_NORMAL:
-          sigmas[i] = (float)at_noise_schedule_t_to_sigma (s, (AT_TRAIN_TIMESTEPS - 1) * (1.0 - ramp));
+          sigmas[i]
+              = (float)at_noise_schedule_t_to_sigma (s, (AT_TRAIN_TIMESTEPS - 1) * (1.0 - ramp));
           break;
         case AT_SCHEDULE_KARRAS:
           {
@@ -290,10 +292,8 @@ at_denoiser_scalings (AtPrediction prediction, double sigma)
 /* ---- samplers ----------------------------------------------------------------- */
 
 static const char *const sampler_names[] = {
-  [AT_SAMPLER_EULER] = "Euler",
-  [AT_SAMPLER_EULER_ANCESTRAL] = "Euler a",
-  [AT_SAMPLER_DPMPP_2M] = "DPM++ 2M",
-  [AT_SAMPLER_DDIM] = "DDIM",
+  [AT_SAMPLER_EULER] = "Euler",       [AT_SAMPLER_EULER_ANCESTRAL] = "Euler a",
+  [AT_SAMPLER_DPMPP_2M] = "DPM++ 2M", [AT_SAMPLER_DDIM] = "DDIM",
   [AT_SAMPLER_LCM] = "LCM",
 };
 
@@ -333,12 +333,13 @@ at_scheduler_noise_scale (AtSamplerKind kind, double sigma0)
   return kind == AT_SAMPLER_DDIM ? 1.0 : sigma0;
 }
 
-typedef struct {
+typedef struct
+{
   gsize n;
   float *denoised;
   float *old_denoised; /* DPM++ 2M's previous x0 estimate */
   float *noise;
-  float *x_model;      /* DDIM: the k-diffusion view of the VP latent */
+  float *x_model; /* DDIM: the k-diffusion view of the VP latent */
 } Work;
 
 static void
@@ -373,9 +374,9 @@ static void
 euler_ancestral_step (Work *w, float *x, AtRng *rng, double sigma, double sigma_next)
 {
   /* get_ancestral_step with eta 1. */
-  double up = MIN (sigma_next,
-                   sqrt (sigma_next * sigma_next * (sigma * sigma - sigma_next * sigma_next)
-                         / (sigma * sigma)));
+  double up
+      = MIN (sigma_next, sqrt (sigma_next * sigma_next * (sigma * sigma - sigma_next * sigma_next)
+                               / (sigma * sigma)));
   double down = sqrt (sigma_next * sigma_next - up * up);
 
   euler_step (x, w->denoised, w->n, sigma, down);

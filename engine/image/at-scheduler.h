@@ -67,7 +67,8 @@ double at_noise_schedule_sigma_to_t (const AtNoiseSchedule *s, double sigma);
 /* t_to_sigma: exp of the log sigmas interpolated at fractional t in [0, 999]. */
 double at_noise_schedule_t_to_sigma (const AtNoiseSchedule *s, double t);
 
-typedef enum {
+typedef enum
+{
   /* k-diffusion's get_sigmas (n): n timesteps spaced evenly from 999 down to 0, the
    * sigma at each by log-sigma interpolation, then 0. A1111's "Automatic" for Euler,
    * Euler a and DPM++ 2M; ComfyUI's "normal". */
@@ -100,7 +101,8 @@ guint at_schedule_img2img_start (guint steps, double strength);
 
 /* ---- denoiser scalings -------------------------------------------------------- */
 
-typedef enum {
+typedef enum
+{
   AT_PREDICTION_EPSILON,
   AT_PREDICTION_V,
 } AtPrediction;
@@ -118,7 +120,8 @@ AtDenoiserScalings at_denoiser_scalings (AtPrediction prediction, double sigma);
 
 /* ---- samplers ----------------------------------------------------------------- */
 
-typedef enum {
+typedef enum
+{
   AT_SAMPLER_EULER,
   AT_SAMPLER_EULER_ANCESTRAL,
   AT_SAMPLER_DPMPP_2M,
@@ -139,7 +142,7 @@ AtScheduleKind at_sampler_kind_default_schedule (AtSamplerKind kind);
 typedef gboolean (*AtDenoiseFunc) (const float *x, float sigma, float *denoised, gpointer data,
                                    GError **error);
 /* After step (0-based) of n_steps; x is the new state, denoised the model's x0 estimate
- * it came from (for previews). */
+ * it came from (for previews); data is the one given to the denoiser. */
 typedef void (*AtStepCallback) (guint step, guint n_steps, const float *x, const float *denoised,
                                 gsize n, gpointer data);
 
