@@ -18,7 +18,7 @@ done
 
 packages=(
   build-essential meson ninja-build pkg-config python3
-  libglib2.0-dev libjson-glib-dev libvulkan-dev glslc
+  libglib2.0-dev libjson-glib-dev libvulkan-dev glslc libpng-dev
   mesa-vulkan-drivers vulkan-validationlayers vulkan-tools
 )
 

@@ -247,12 +247,13 @@ test_scale (void)
 
       input_init (&x, ne, strided, -4, 4);
       at_op_scale (batch, &x.t, &dst->t, 0.125f, -0.5f);
-      /* In place, on the (contiguous) result. */
-      at_op_scale (batch, &dst->t, &dst->t, 3.0f, 1.0f);
+      /* In place, on the (contiguous) result; the bias keeps results in [1, 4], away
+       * from zero, where one element's relative error would measure cancellation. */
+      at_op_scale (batch, &dst->t, &dst->t, 3.0f, 4.0f);
       at_test_run_batch (batch);
       got_in_place = at_test_tensor_download (dst);
       at_ref_scale (x.values, n, 0.125f, -0.5f, want);
-      at_ref_scale (want, n, 3.0f, 1.0f, twice);
+      at_ref_scale (want, n, 3.0f, 4.0f, twice);
       /* One multiply-add per element (a fused one on some devices): rounding only. */
       at_test_assert_close (what, got_in_place, twice, n, 1e-6);
     }
