@@ -20,7 +20,8 @@ layout(local_size_x_id = 0) in;
 layout(constant_id = 0) const uint WG_SIZE = 64; // a power of two
 layout(constant_id = 1) const uint NUM_COLS = 1;
 layout(constant_id = 2) const uint NUM_ROWS = 1;
-// w_first and w_stride are multiples of 4 and so is BLOCK_BYTES: words load whole.
+// w_first and w_stride are multiples of 4, and so is BLOCK_BYTES of block types: words
+// load whole.
 layout(constant_id = 3) const bool W_WORDS = false;
 // x_first and x_stride are multiples of 4: x loads as vec4.
 layout(constant_id = 4) const bool X_VEC4 = false;
