@@ -1,9 +1,25 @@
 #include "ops/at-ops-quant.h"
 
-/* Threads of a workgroup stride over k together; each workgroup makes ROWS rows, so
- * that x (up to eight columns) is read once for them. */
-#define WORKGROUP_SIZE 64
-#define ROWS 2
+/* Threads of a workgroup stride over k together; each workgroup makes several rows, so
+ * that x is read once for them, and each weight is decoded once for all n columns. On
+ * GPUs a workgroup of one or two subgroups and two rows keep enough rows in flight to
+ * hide memory latency. On CPU devices one subgroup per workgroup needs no barrier, and
+ * four rows amortize the x loads of a single column; with more columns the weights are
+ * reused already, and fewer rows keep the unrolled code (and its compile time) small. */
+static void
+pick_launch (const AtGpuDeviceInfo *info, gint64 n, guint32 *workgroup_size, guint32 *rows)
+{
+  if (info->type == VK_PHYSICAL_DEVICE_TYPE_CPU)
+    {
+      *workgroup_size = MAX (info->subgroup_size, 1);
+      *rows = n == 1 ? 4 : 2;
+    }
+  else
+    {
+      *workgroup_size = CLAMP (info->subgroup_size, 32, 64);
+      *rows = 2;
+    }
+}
 
 gboolean
 at_op_mul_mat_vec_supports (AtType type)
@@ -19,7 +35,7 @@ at_op_mul_mat_vec_ext (AtBatch *batch, const AtTensor *w, const AtTensor *x, con
   const AtTypeInfo *type = at_type_info (w->type);
   gint64 k = w->ne[0], m = w->ne[1], n = x->ne[1], rows_per;
   g_autofree char *shader = NULL;
-  guint32 spec[3] = { WORKGROUP_SIZE, (guint32)n, ROWS };
+  guint32 spec[5] = { 0, (guint32)n };
   struct
   {
     guint32 k, m, w_first, w_stride, x_first, x_stride, d_first, d_stride, row_base;
@@ -58,6 +74,7 @@ at_op_mul_mat_vec_ext (AtBatch *batch, const AtTensor *w, const AtTensor *x, con
   if (rows_per == 0)
     return;
 
+  pick_launch (info, n, &spec[0], &spec[2]);
   shader = at_op_weight_shader_name ("mul_mat_vec", w->type,
                                      use_subgroups && info->subgroup_arithmetic ? "_subgroup" : "");
   push.k = (guint32)k;
@@ -66,13 +83,17 @@ at_op_mul_mat_vec_ext (AtBatch *batch, const AtTensor *w, const AtTensor *x, con
   push.d_stride = (guint32)(dst->nb[1] / 4);
   bindings[1] = at_tensor_binding (batch, x, FALSE, 4, &push.x_first);
   bindings[2] = at_tensor_binding (batch, dst, TRUE, 4, &push.d_first);
+  spec[4] = push.x_first % 4 == 0 && push.x_stride % 4 == 0;
   for (gint64 base = 0; base < m; base += rows_per)
     {
       push.m = (guint32)MIN (rows_per, m - base);
       push.row_base = (guint32)base;
       bindings[0] = at_op_weight_rows_binding (batch, w, base, push.m, &push.w_first);
-      at_batch_dispatch_1d (batch, shader, spec, 3, bindings, 3, &push, sizeof push,
-                            (push.m + ROWS - 1) / ROWS);
+      /* Whole 32-bit loads where every row, block and word offset is 4-aligned. */
+      spec[3] = push.w_first % 4 == 0 && push.w_stride % 4 == 0
+                && (type->block_size == 1 || type->type_size % 4 == 0);
+      at_batch_dispatch_1d (batch, shader, spec, 5, bindings, 3, &push, sizeof push,
+                            (push.m + spec[2] - 1) / spec[2]);
     }
 }
 
