@@ -26,14 +26,20 @@ layout(constant_id = 3) const bool W_WORDS = false;
 // x_first and x_stride are multiples of 4: x loads as vec4.
 layout(constant_id = 4) const bool X_VEC4 = false;
 
+// x is F32, or F16 with X_F16 (converted to float as it is loaded).
+#if defined(X_F16)
+layout(binding = 1) readonly buffer X { float16_t x[]; };
+layout(binding = 1) readonly buffer X4 { f16vec4 x4[]; };
+#else
 layout(binding = 1) readonly buffer X { float x[]; };
 layout(binding = 1) readonly buffer X4 { vec4 x4[]; };
+#endif
 layout(binding = 2) writeonly buffer D { float d[]; };
 
 layout(push_constant) uniform Params {
     uint k, m;              // row length; rows in this dispatch
     uint w_first, w_stride; // bytes: first row in binding 0, between rows
-    uint x_first, x_stride; // floats
+    uint x_first, x_stride; // elements of x
     uint d_first, d_stride; // floats
     uint row_base;          // output row of this dispatch's first row
 } p;
@@ -43,8 +49,8 @@ vec4 xv(uint j, uint kk)
 {
     const uint i = p.x_first + j * p.x_stride + kk;
     if (X_VEC4)
-        return x4[i >> 2];
-    return vec4(x[i], x[i + 1], x[i + 2], x[i + 3]);
+        return vec4(x4[i >> 2]);
+    return vec4(float(x[i]), float(x[i + 1]), float(x[i + 2]), float(x[i + 3]));
 }
 
 float sum4(vec4 v) { return dot(v, vec4(1.0)); }
@@ -289,7 +295,7 @@ void main()
         [[unroll]] for (uint r = 0; r < NUM_ROWS; r++) {
             const float wv = dequant1(rows[r], kk);
             [[unroll]] for (uint j = 0; j < NUM_COLS; j++)
-                acc[r][j] += wv * x[p.x_first + j * p.x_stride + kk];
+                acc[r][j] += wv * float(x[p.x_first + j * p.x_stride + kk]);
         }
 #endif
 

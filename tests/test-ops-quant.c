@@ -379,31 +379,36 @@ cancellation (const float *w, const float *x, const float *want, gint64 k, gint6
 }
 
 static void
-check_mul_mat_vec (AtType type, gint64 k, gint64 m, gint64 n, guint64 max_range,
-                   gboolean use_subgroups, gboolean misalign)
+check_mul_mat_vec (AtType type, AtType x_type, gint64 k, gint64 m, gint64 n,
+                   guint64 max_range, gboolean use_subgroups, gboolean misalign)
 {
   /* w sits 3 rows into its buffer, so that its binding starts before it. misalign moves
-   * w 2 bytes further (4 for F32) and x one float, off the word and vec4 boundaries that
-   * the shader's fast loads need. */
+   * w 2 bytes further (4 for F32) and x one element, off the word and vec4 boundaries
+   * that the shader's fast loads need. */
   const gint64 skip = 3;
-  const gsize x_offset = misalign ? 4 : 0;
+  const gsize x_size = at_type_info (x_type)->type_size;
+  const gsize x_offset = misalign ? x_size : 0;
   gsize row_bytes = at_type_row_size (type, k);
   g_autofree float *w_values = at_test_random_floats (k * m, -1, 1);
-  g_autofree float *x_values = at_test_random_floats (k * n, -1, 1);
+  g_autofree float *x_random = at_test_random_floats (k * n, -1, 1);
   g_autofree guint8 *bytes = quantize (type, w_values, k, m);
+  g_autofree guint8 *x_bytes = quantize (x_type, x_random, k * n, 1);
+  /* The reference reads x as the GPU does: F16 activations rounded to F16. */
+  g_autofree float *x_values = dequantize (x_type, x_bytes, k * n, 1);
   g_autofree float *w_ref = dequantize (type, bytes, k, m);
   g_autoptr (AtTestTensor) w_buffer = at_test_tensor_new (type, k, m + skip + 1, 1, 1);
-  g_autoptr (AtTestTensor) x_buffer = at_test_tensor_new (AT_TYPE_F32, k * n + 1, 1, 1, 1);
+  g_autoptr (AtTestTensor) x_buffer = at_test_tensor_new (x_type, k * n + 2, 1, 1, 1);
   g_autoptr (AtTestTensor) dst = at_test_tensor_new (AT_TYPE_F32, m, n, 1, 1);
   g_autoptr (AtBatch) batch = at_batch_new (at_test_gpu ());
   g_autofree float *want = g_new (float, m *n);
   g_autofree float *got = NULL;
   g_autofree char *what
-      = g_strdup_printf ("mul_mat_vec %s k=%ld m=%ld n=%ld%s%s%s", at_type_name (type), (long)k,
+      = g_strdup_printf ("mul_mat_vec %s x %s k=%ld m=%ld n=%ld%s%s%s", at_type_name (type),
+                         at_type_name (x_type), (long)k,
                          (long)m, (long)n, max_range != G_MAXUINT64 ? " split" : "",
                          use_subgroups ? "" : " no-subgroup", misalign ? " misaligned" : "");
   AtTensor w = at_tensor_make (w_buffer->buffer, skip * row_bytes, type, k, m, 1, 1);
-  AtTensor x = at_tensor_make (x_buffer->buffer, x_offset, AT_TYPE_F32, k, n, 1, 1);
+  AtTensor x = at_tensor_make (x_buffer->buffer, x_offset, x_type, k, n, 1, 1);
 
   if (row_bytes % 2 != 0 || (type == AT_TYPE_F32 && row_bytes % 4 != 0))
     w.offset = 0;
@@ -412,7 +417,7 @@ check_mul_mat_vec (AtType type, gint64 k, gint64 m, gint64 n, guint64 max_range,
   g_assert_true (
       at_gpu_upload (at_test_gpu (), w_buffer->buffer, w.offset, bytes, row_bytes * m, NULL));
   g_assert_true (
-      at_gpu_upload (at_test_gpu (), x_buffer->buffer, x_offset, x_values, k * n * 4, NULL));
+      at_gpu_upload (at_test_gpu (), x_buffer->buffer, x_offset, x_bytes, k * n * x_size, NULL));
   at_test_tensor_poison (dst);
   at_op_mul_mat_vec_ext (batch, &w, &x, &dst->t, max_range, use_subgroups);
   at_test_run_batch (batch);
@@ -433,17 +438,21 @@ test_mul_mat_vec_type (gconstpointer data)
 
   for (guint s = 0; s < G_N_ELEMENTS (shapes); s++)
     for (guint c = 0; c < G_N_ELEMENTS (cols); c++)
-      check_mul_mat_vec (type, shapes[s][0], shapes[s][1], cols[c], G_MAXUINT64, TRUE, FALSE);
+      check_mul_mat_vec (type, AT_TYPE_F32, shapes[s][0], shapes[s][1], cols[c], G_MAXUINT64, TRUE, FALSE);
   if (at_type_info (type)->block_size == 1)
     {
-      check_mul_mat_vec (type, 100, 13, 2, G_MAXUINT64, TRUE, FALSE);
-      check_mul_mat_vec (type, 1, 5, 1, G_MAXUINT64, TRUE, FALSE);
+      check_mul_mat_vec (type, AT_TYPE_F32, 100, 13, 2, G_MAXUINT64, TRUE, FALSE);
+      check_mul_mat_vec (type, AT_TYPE_F32, 1, 5, 1, G_MAXUINT64, TRUE, FALSE);
     }
   /* The shared-memory reduction, weights split into row ranges, and the loads for
    * weights and x off word and vec4 boundaries. */
-  check_mul_mat_vec (type, 512, 37, 3, G_MAXUINT64, FALSE, FALSE);
-  check_mul_mat_vec (type, 512, 37, 3, 5 * at_type_row_size (type, 512) + 300, TRUE, FALSE);
-  check_mul_mat_vec (type, 512, 37, 1, G_MAXUINT64, TRUE, TRUE);
+  check_mul_mat_vec (type, AT_TYPE_F32, 512, 37, 3, G_MAXUINT64, FALSE, FALSE);
+  check_mul_mat_vec (type, AT_TYPE_F32, 512, 37, 3, 5 * at_type_row_size (type, 512) + 300, TRUE, FALSE);
+  check_mul_mat_vec (type, AT_TYPE_F32, 512, 37, 1, G_MAXUINT64, TRUE, TRUE);
+  /* F16 activations: aligned (f16vec4 loads), misaligned, several columns. */
+  check_mul_mat_vec (type, AT_TYPE_F16, 4096, 37, 1, G_MAXUINT64, TRUE, FALSE);
+  check_mul_mat_vec (type, AT_TYPE_F16, 512, 37, 3, G_MAXUINT64, TRUE, TRUE);
+  check_mul_mat_vec (type, AT_TYPE_F16, 512, 37, 8, G_MAXUINT64, FALSE, FALSE);
 }
 
 static void
@@ -466,6 +475,7 @@ test_mul_mat_vec_bad (void)
   expect_mul_mat_vec_error (AT_TYPE_F32, 64, 4, AT_TYPE_F32, 32, 1);  /* k mismatch */
   expect_mul_mat_vec_error (AT_TYPE_Q4_0, 64, 4, AT_TYPE_F32, 64, 9); /* n > 8 */
   expect_mul_mat_vec_error (AT_TYPE_F16, 64, 4, AT_TYPE_I32, 64, 1);  /* x type */
+  expect_mul_mat_vec_error (AT_TYPE_F16, 64, 4, AT_TYPE_BF16, 64, 1); /* x type */
   expect_mul_mat_vec_error (AT_TYPE_I32, 64, 4, AT_TYPE_F32, 64, 1);  /* w type */
   {
     /* k = 48 is no multiple of q4_0's 32: the tensor itself cannot be made, so a

@@ -41,12 +41,15 @@ at_op_mul_mat_vec_ext (AtBatch *batch, const AtTensor *w, const AtTensor *x, con
     guint32 k, m, w_first, w_stride, x_first, x_stride, d_first, d_stride, row_base;
   } push;
   AtBinding bindings[3];
+  /* x's element size: F32 or F16 activations. */
+  const gsize x_size = x->type == AT_TYPE_F16 ? 2 : 4;
 
   if (!at_op_check (batch,
-                    at_op_mul_mat_vec_supports (w->type) && x->type == AT_TYPE_F32
+                    at_op_mul_mat_vec_supports (w->type)
+                        && (x->type == AT_TYPE_F32 || x->type == AT_TYPE_F16)
                         && dst->type == AT_TYPE_F32,
                     "mul_mat_vec: takes weights of a weight "
-                    "type, F32 x and an F32 dst (got %s, %s, %s)",
+                    "type, F32 or F16 x and an F32 dst (got %s, %s, %s)",
                     at_type_name (w->type), at_type_name (x->type), at_type_name (dst->type))
       || !at_op_check (batch, x->ne[0] == k && k % type->block_size == 0 && k > 0,
                        "mul_mat_vec: k (%" G_GINT64_FORMAT " in w, %" G_GINT64_FORMAT " in x) "
@@ -65,7 +68,8 @@ at_op_mul_mat_vec_ext (AtBatch *batch, const AtTensor *w, const AtTensor *x, con
                        k, m, x->ne[0], n, dst->ne[0], dst->ne[1])
       || !at_op_check_weight_rows (batch, w, "mul_mat_vec")
       || !at_op_check (batch,
-                       x->nb[0] == 4 && x->nb[1] % 4 == 0 && dst->nb[0] == 4 && dst->nb[1] % 4 == 0,
+                       x->nb[0] == x_size && x->nb[1] % x_size == 0 && dst->nb[0] == 4
+                           && dst->nb[1] % 4 == 0,
                        "mul_mat_vec: x and dst rows must be contiguous"))
     return;
   if (m == 0)
@@ -76,12 +80,14 @@ at_op_mul_mat_vec_ext (AtBatch *batch, const AtTensor *w, const AtTensor *x, con
 
   pick_launch (info, n, &spec[0], &spec[2]);
   shader = at_op_weight_shader_name ("mul_mat_vec", w->type,
-                                     use_subgroups && info->subgroup_arithmetic ? "_subgroup" : "");
+                                     use_subgroups && info->subgroup_arithmetic
+                                         ? (x_size == 2 ? "_x16_subgroup" : "_subgroup")
+                                         : (x_size == 2 ? "_x16" : ""));
   push.k = (guint32)k;
   push.w_stride = (guint32)w->nb[1];
-  push.x_stride = (guint32)(x->nb[1] / 4);
+  push.x_stride = (guint32)(x->nb[1] / x_size);
   push.d_stride = (guint32)(dst->nb[1] / 4);
-  bindings[1] = at_tensor_binding (batch, x, FALSE, 4, &push.x_first);
+  bindings[1] = at_tensor_binding (batch, x, FALSE, x_size, &push.x_first);
   bindings[2] = at_tensor_binding (batch, dst, TRUE, 4, &push.d_first);
   spec[4] = push.x_first % 4 == 0 && push.x_stride % 4 == 0;
   for (gint64 base = 0; base < m; base += rows_per)

@@ -14,7 +14,7 @@ G_BEGIN_DECLS
 void at_op_get_rows (AtBatch *batch, const AtTensor *table, const AtTensor *ids,
                      const AtTensor *dst);
 
-/* ggml mul_mat for few columns: w [k, m] of any weight type, x [k, n] F32 with
+/* ggml mul_mat for few columns: w [k, m] of any weight type, x [k, n] F32 or F16 with
  * 1 <= n <= AT_MUL_MAT_VEC_MAX_COLS, dst [m, n] F32 with
  * dst[i, j] = sum_k w[k, i] * x[k, j]. Weights larger than the device's largest
  * storage binding are read in row ranges, one dispatch each. */
