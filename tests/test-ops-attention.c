@@ -23,6 +23,9 @@ typedef struct {
    * one head is followed by the other heads' rows, not its next token; and Q as the
    * permuted view [head_dim, n_q, n_head] of the projection's [head_dim, n_head, n_q]. */
   gboolean strided;
+  /* With strided: K and V start 2 elements into a row of the cache, so that they cannot
+   * be read 4 elements at a time. */
+  gboolean unaligned;
 } Case;
 
 static float
@@ -37,6 +40,7 @@ static AtTestTensor *
 make_kv (const Case *c, AtTensor *view, float **ref_values)
 {
   const gint64 d_k = c->head_dim, cache_start = 3, n_ctx = c->n_kv + cache_start + 2;
+  const gint64 shift = c->unaligned ? 2 : 0;
   AtTestTensor *cache;
   float *ref = g_new (float, d_k * c->n_kv * c->n_head_kv);
   g_autofree float *values = NULL;
@@ -59,9 +63,10 @@ make_kv (const Case *c, AtTensor *view, float **ref_values)
         for (gint64 j = 0; j < c->n_kv; j++)
           for (gint64 d = 0; d < d_k; d++)
             ref[(hk * c->n_kv + j) * d_k + d] =
-              round_to (c->kv_type, values[((cache_start + j) * c->n_head_kv + hk) * d_k + d]);
+              round_to (c->kv_type,
+                        values[((cache_start + j) * c->n_head_kv + hk) * d_k + d + shift]);
       *view = cache->t;
-      view->offset = cache->t.nb[1] * cache_start;
+      view->offset = cache->t.nb[1] * cache_start + shift * size;
       view->ne[0] = d_k;
       view->ne[1] = c->n_kv;
       view->ne[2] = c->n_head_kv;
@@ -251,6 +256,44 @@ test_mask (void)
   check_cases (cases, G_N_ELEMENTS (cases));
 }
 
+/* Keys split over several workgroups (decode-long too), including
+ * splits that the causal limit leaves empty and a split count that does not divide n_kv. */
+static void
+test_split (void)
+{
+  static const Case cases[] = {
+    { 64, 2, 1000, 4, 1, AT_TYPE_F16, TRUE, 500 },
+    { 64, 1, 1500, 2, 1, AT_TYPE_F32, FALSE, 0, MASK_F16 },
+    { 96, 3, 777, 2, 1, AT_TYPE_F16, TRUE, 770, MASK_NONE, TRUE, TRUE },
+  };
+  check_cases (cases, G_N_ELEMENTS (cases));
+}
+
+/* The few-rows launch sums its lanes' partial scores with subgroupAdd where the device
+ * has subgroup arithmetic; this runs its shared-memory fallback. */
+static void
+test_shared_sums (void)
+{
+  static const Case cases[] = {
+    { 128, 1, 1027, 8, 2, AT_TYPE_F16, TRUE, 1026, MASK_NONE, TRUE },
+    { 40, 3, 77, 2, 2, AT_TYPE_F32, FALSE, 0, MASK_F32 },
+  };
+
+  g_setenv ("ATELIER_DISABLE_SUBGROUP_ARITHMETIC", "1", TRUE);
+  check_cases (cases, G_N_ELEMENTS (cases));
+  g_unsetenv ("ATELIER_DISABLE_SUBGROUP_ARITHMETIC");
+}
+
+static void
+test_unaligned (void)
+{
+  static const Case cases[] = {
+    { 64, 1, 45, 4, 2, AT_TYPE_F16, TRUE, 44, MASK_NONE, TRUE, TRUE }, /* few rows */
+    { 40, 20, 30, 2, 2, AT_TYPE_F32, FALSE, 0, MASK_NONE, TRUE, TRUE }, /* many rows */
+  };
+  check_cases (cases, G_N_ELEMENTS (cases));
+}
+
 static void
 expect_invalid (const AtTensor *q, const AtTensor *k, const AtTensor *v,
                 const AtTensor *mask, const AtTensor *dst, gint64 causal_offset)
@@ -319,6 +362,9 @@ main (int argc, char **argv)
   g_test_add_func ("/ops/flash-attn/cross", test_cross);
   g_test_add_func ("/ops/flash-attn/head-dims", test_head_dims);
   g_test_add_func ("/ops/flash-attn/mask", test_mask);
+  g_test_add_func ("/ops/flash-attn/split", test_split);
+  g_test_add_func ("/ops/flash-attn/shared-sums", test_shared_sums);
+  g_test_add_func ("/ops/flash-attn/unaligned", test_unaligned);
   g_test_add_func ("/ops/flash-attn/bad-shapes", test_bad_shapes);
   return at_test_run ();
 }
