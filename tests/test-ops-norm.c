@@ -395,9 +395,9 @@ check_soft_max (const gint64 ne[4], MaskKind mask_kind, gboolean causal, gint64 
   g_autofree float *mask_values = at_test_random_floats (mask_n, -3, 3);
   g_autofree float *want = g_new (float, n);
   g_autofree float *got = NULL;
-  g_autofree char *what = g_strdup_printf ("%s, mask %d, causal %d offset %ld",
-                                           describe ("soft_max", ne, strided), mask_kind,
-                                           causal, (long) offset);
+  g_autofree char *shape = describe ("soft_max", ne, strided);
+  g_autofree char *what = g_strdup_printf ("%s, mask %d, causal %d offset %ld", shape,
+                                           mask_kind, causal, (long) offset);
   const float scale = 0.125f;
 
   /* Large logits: without the max subtraction exp would overflow. */
@@ -483,8 +483,9 @@ check_rope (const gint64 ne[3], const AtRopeParams *params, gboolean strided,
   g_autofree float *want = g_new (float, n);
   g_autofree float *got = NULL;
   double tolerance;
+  g_autofree char *shape = describe ("rope", ne4, strided);
   g_autofree char *what = g_strdup_printf ("%s n_dims %d%s base %g scale %g%s",
-                                           describe ("rope", ne4, strided), params->n_dims,
+                                           shape, params->n_dims,
                                            params->neox ? " neox" : "", params->freq_base,
                                            params->freq_scale,
                                            dst_type == AT_TYPE_F16 ? " f16" : "");

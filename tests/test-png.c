@@ -97,7 +97,10 @@ text_chunk_type (const char *path)
   g_assert_true (g_file_get_contents (path, &data, &len, NULL));
   for (gsize pos = 8; pos + 12 <= len;)
     {
-      guint32 size = GUINT32_FROM_BE (*(guint32 *)(data + pos));
+      guint32 size;
+
+      memcpy (&size, data + pos, 4); /* chunks need not be 4-byte aligned */
+      size = GUINT32_FROM_BE (size);
 
       if (pos + 8 + sizeof "parameters" <= len
           && memcmp (data + pos + 8, "parameters", sizeof "parameters") == 0)
