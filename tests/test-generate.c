@@ -128,16 +128,16 @@ test_same_seed (void)
   g_assert_no_error (error);
   at_generate_request_init (&request);
   request.prompt = "Once upon a time";
-  request.max_tokens = 12;
+  request.max_tokens = 6;
   request.sampler.seed = 42;
   a = generate_ok (model, &request);
   b = generate_ok (model, &request);
   g_assert_cmpstr (a->text, ==, b->text);
   g_assert_cmpint (a->reason, ==, AT_STOP_MAX_TOKENS);
-  g_assert_cmpint (a->n_generated, ==, 12);
+  g_assert_cmpint (a->n_generated, ==, 6);
   request.sampler.seed = 43;
   c = generate_ok (model, &request);
-  g_assert_cmpint (c->n_generated, ==, 12);
+  g_assert_cmpint (c->n_generated, ==, 6);
 }
 
 /* Greedy generation is argmax over at_text_context_decode, token by token. */
@@ -266,7 +266,7 @@ static void
 test_context_full (void)
 {
   g_autoptr (GError) error = NULL;
-  g_autoptr (AtLanguageModel) model = load (32, &error);
+  g_autoptr (AtLanguageModel) model = load (16, &error);
   g_autoptr (AtGenerateResult) full = NULL, shifted = NULL;
   AtGenerateRequest request;
 
@@ -274,14 +274,14 @@ test_context_full (void)
   greedy_request (&request, "In the beginning", -1);
   full = generate_ok (model, &request);
   g_assert_cmpint (full->reason, ==, AT_STOP_CONTEXT_FULL);
-  g_assert_nonnull (strstr (full->message, "context of 32 tokens is full"));
-  g_assert_cmpint (full->n_prompt + full->n_generated, ==, 33);
+  g_assert_nonnull (strstr (full->message, "context of 16 tokens is full"));
+  g_assert_cmpint (full->n_prompt + full->n_generated, ==, 17);
 
   request.context_full = AT_CONTEXT_FULL_SHIFT;
-  request.max_tokens = 60;
+  request.max_tokens = 24;
   shifted = generate_ok (model, &request);
   g_assert_cmpint (shifted->reason, ==, AT_STOP_MAX_TOKENS);
-  g_assert_cmpint (shifted->n_generated, ==, 60);
+  g_assert_cmpint (shifted->n_generated, ==, 24);
 }
 
 /* An absurd context is refused before anything is uploaded. */
