@@ -89,6 +89,9 @@ usage (void)
               "  bench ops      measure copy bandwidth and per-op GPU speed\n"
               "  tokenize -m MODEL.gguf TEXT [--bos]\n"
               "                 print the token ids of TEXT on one line\n"
+              "  text -m MODEL.gguf -p PROMPT [-n N] [--temp T] [--top-k K] [--top-p P]\n"
+              "       [--min-p P] [--repeat-penalty R] [--seed S] [--ctx N] [--stop STR]...\n"
+              "                 stream the model's continuation of PROMPT\n"
               "\n"
               "Environment: ATELIER_DEVICE=<index|name> picks a device,\n"
               "ATELIER_PROFILE=1 prints per-op GPU times.\n");
@@ -107,6 +110,8 @@ main (int argc, char **argv)
     return cmd_devices (argc - 1, argv + 1);
   if (g_str_equal (argv[1], "bench"))
     return atelier_cli_bench (argc - 1, argv + 1);
+  if (g_str_equal (argv[1], "text"))
+    return atelier_cli_text (argc - 1, argv + 1);
   if (g_str_equal (argv[1], "tokenize"))
     return atelier_cli_tokenize (argc - 1, argv + 1);
   if (g_str_equal (argv[1], "--help") || g_str_equal (argv[1], "help"))

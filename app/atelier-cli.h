@@ -5,3 +5,4 @@
 
 int atelier_cli_bench (int argc, char **argv);
 int atelier_cli_tokenize (int argc, char **argv);
+int atelier_cli_text (int argc, char **argv);

@@ -4,4 +4,5 @@
 
 #include "at-engine.h"
 #include "at-error.h"
+#include "text/at-language-model.h"
 

@@ -490,6 +490,19 @@ context_buffer (AtTextContext *ctx, gsize size, AtGpuMemoryKind kind, GError **e
   return buffer;
 }
 
+guint64
+at_text_context_estimate_bytes (const AtTextHParams *hp, gint64 n_ctx, gint64 n_batch)
+{
+  const guint64 n_q = hp->n_head * hp->head_dim, n_kv = hp->n_head_kv * hp->head_dim;
+  const guint64 cache = (guint64)hp->n_layer * 2
+                        * at_tensor_contiguous_size (AT_TYPE_F16, hp->head_dim, n_ctx,
+                                                     hp->n_head_kv, 1);
+  /* The rows of at_text_context_new's activations, each n_batch F32 columns. */
+  const guint64 rows = 2 * hp->n_embd + 3 * n_q + 3 * n_kv + 3 * hp->n_ff + 2 * hp->n_vocab + 2;
+
+  return cache + rows * (guint64)n_batch * 4;
+}
+
 AtTextContext *
 at_text_context_new (AtTextModel *model, gint64 n_ctx, gint64 n_batch, GError **error)
 {

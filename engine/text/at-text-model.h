@@ -95,6 +95,9 @@ void at_text_context_free (AtTextContext *ctx);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (AtTextContext, at_text_context_free)
 
 gint64 at_text_context_get_n_ctx (AtTextContext *ctx);
+/* The GPU memory at_text_context_new allocates for hp, n_ctx and n_batch: the KV cache
+ * and the activations; lets a loader refuse before it uploads anything. */
+guint64 at_text_context_estimate_bytes (const AtTextHParams *hp, gint64 n_ctx, gint64 n_batch);
 
 /* Runs n_tokens tokens at positions n_past.. through the model, keeping their keys and
  * values in the cache (positions from n_past + n_tokens on are forgotten). logits
