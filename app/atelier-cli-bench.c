@@ -89,23 +89,31 @@ record_copy (AtBatch *batch, gpointer data)
   at_batch_copy (batch, copy->src, 0, copy->dst, 0, copy->size);
 }
 
+double
+atelier_cli_measure_copy_bandwidth (AtGpu *gpu, guint reps, GError **error)
+{
+  const AtGpuDeviceInfo *info = at_gpu_get_info (gpu);
+  gsize size = MIN ((gsize) 256 << 20, info->max_allocation_size / 2);
+  Bench bench = { .gpu = gpu, .reps = reps };
+  g_autoptr (AtGpuBuffer) src = device_buffer (&bench, size, error);
+  g_autoptr (AtGpuBuffer) dst = src ? device_buffer (&bench, size, error) : NULL;
+  CopyData copy = { src, dst, size };
+  double ms, gbs;
+
+  if (dst == NULL || !at_gpu_fill (gpu, src, 0, size, 0x3c003c00u, error) ||
+      !time_op (&bench, record_copy, &copy, &ms, error))
+    return 0;
+  gbs = 2.0 * size / (ms * 1e-3) / 1e9;
+  g_print ("copy %4zu MiB device to device   %9.3f ms  %8.1f GB/s (read + write): "
+           "the bandwidth roof\n", size >> 20, ms, gbs);
+  return gbs;
+}
+
 static gboolean
 measure_copy_roof (Bench *bench, GError **error)
 {
-  const AtGpuDeviceInfo *info = at_gpu_get_info (bench->gpu);
-  gsize size = MIN ((gsize) 256 << 20, info->max_allocation_size / 2);
-  g_autoptr (AtGpuBuffer) src = device_buffer (bench, size, error);
-  g_autoptr (AtGpuBuffer) dst = src ? device_buffer (bench, size, error) : NULL;
-  CopyData copy = { src, dst, size };
-  double ms;
-
-  if (dst == NULL || !at_gpu_fill (bench->gpu, src, 0, size, 0x3c003c00u, error) ||
-      !time_op (bench, record_copy, &copy, &ms, error))
-    return FALSE;
-  bench->copy_gbs = 2.0 * size / (ms * 1e-3) / 1e9;
-  g_print ("copy %4zu MiB device to device   %9.3f ms  %8.1f GB/s (read + write): "
-           "the bandwidth roof\n", size >> 20, ms, bench->copy_gbs);
-  return TRUE;
+  bench->copy_gbs = atelier_cli_measure_copy_bandwidth (bench->gpu, bench->reps, error);
+  return bench->copy_gbs > 0;
 }
 
 typedef struct {
@@ -410,6 +418,9 @@ atelier_cli_bench (int argc, char **argv)
 {
   if (argc >= 2 && g_str_equal (argv[1], "ops"))
     return bench_ops (argc - 1, argv + 1);
-  g_printerr ("Usage: atelier-cli bench ops [--reps N]\n");
+  if (argc >= 2 && g_str_equal (argv[1], "text"))
+    return atelier_cli_bench_text (argc - 1, argv + 1);
+  g_printerr ("Usage: atelier-cli bench ops [--reps N]\n"
+              "       atelier-cli bench text -m MODEL.gguf [-p 512] [-n 128]\n");
   return 2;
 }

@@ -86,12 +86,17 @@ usage (void)
               "\n"
               "Commands:\n"
               "  devices        list Vulkan devices and the one Atelier uses\n"
-              "  bench ops      measure copy bandwidth and per-op GPU speed\n"
+              "  bench ops [--reps N]\n"
+              "                 copy-bandwidth and FMA roofs, then per-op GPU speed\n"
+              "  bench text -m MODEL.gguf [-p 512] [-n 128]\n"
+              "                 prompt-processing and generation tokens/s, weight GB/s\n"
               "  tokenize -m MODEL.gguf TEXT [--bos]\n"
               "                 print the token ids of TEXT on one line\n"
               "  text -m MODEL.gguf -p PROMPT [-n N] [--temp T] [--top-k K] [--top-p P]\n"
               "       [--min-p P] [--repeat-penalty R] [--seed S] [--ctx N] [--stop STR]...\n"
               "                 stream the model's continuation of PROMPT\n"
+              "  chat -m MODEL.gguf [--system TEXT] [sampling options as for text]\n"
+              "                 chat with the model: one line of stdin is one message\n"
               "\n"
               "Environment: ATELIER_DEVICE=<index|name> picks a device,\n"
               "ATELIER_PROFILE=1 prints per-op GPU times.\n");
@@ -112,6 +117,8 @@ main (int argc, char **argv)
     return atelier_cli_bench (argc - 1, argv + 1);
   if (g_str_equal (argv[1], "text"))
     return atelier_cli_text (argc - 1, argv + 1);
+  if (g_str_equal (argv[1], "chat"))
+    return atelier_cli_chat (argc - 1, argv + 1);
   if (g_str_equal (argv[1], "tokenize"))
     return atelier_cli_tokenize (argc - 1, argv + 1);
   if (g_str_equal (argv[1], "--help") || g_str_equal (argv[1], "help"))

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-# atelier-cli text on a generated fixture model: it streams tokens and exits 0; a missing
-# or truncated model gives a clear error on stderr and exit status 1 (TAP output).
+# atelier-cli text, chat and bench text on a generated fixture model: they stream tokens
+# (or print their measurements) and exit 0; a missing or truncated model gives a clear
+# error on stderr and exit status 1 (TAP output).
 # Usage: test-cli-text.py ATELIER-CLI GEN-TEXT-MODEL VOCAB.gguf
 import os
 import subprocess
@@ -20,6 +21,20 @@ with tempfile.TemporaryDirectory() as tmp:
     results.append(("text streams tokens", run.returncode == 0 and run.stdout.strip() != ""
                     and "Hello" not in run.stdout and "4 generated" in run.stderr,
                     run.stderr))
+
+    # Two messages, two replies of 3 tokens each: the conversation goes on.
+    run = subprocess.run([cli, "chat", "-m", model, "--system", "Be brief.", "-n", "3",
+                          "--ctx", "128", "--seed", "3"], input="Hello\nAnd again\n",
+                         capture_output=True, text=True, env=env)
+    results.append(("chat answers each line", run.returncode == 0
+                    and run.stdout.count("\n") >= 2, run.stderr))
+
+    run = subprocess.run([cli, "bench", "text", "-m", model, "-p", "16", "-n", "4", "-r", "1"],
+                         capture_output=True, text=True, env=env)
+    results.append(("bench text prints pp and tg", run.returncode == 0
+                    and "pp16" in run.stdout and "tg4" in run.stdout
+                    and "tokens/s" in run.stdout and "copy roof" in run.stdout,
+                    run.stderr + run.stdout))
 
     run = subprocess.run([cli, "text", "-m", os.path.join(tmp, "missing.gguf"), "-p", "Hi"],
                          capture_output=True, text=True, env=env)

@@ -132,16 +132,14 @@ load (AtEngine *engine, LoadData *data, GCancellable *cancellable, GError **erro
   g_autoptr (AtGguf) gguf = NULL;
   AtTextModelFile file;
   AtTextHParams hp;
-  guint64 weight_bytes = 0, per_token;
+  guint64 weight_bytes, per_token;
   const char *chat_template;
   gint64 n_ctx;
 
   if (!(gguf = at_gguf_open (data->path, error)) || !at_text_model_file_init (&file, gguf, error))
     return NULL;
   hp = file.hp;
-  for (guint i = 0; i < at_gguf_get_n_tensors (gguf); i++)
-    weight_bytes += at_gguf_get_tensor (gguf, i)->size;
-  per_token = weight_bytes - (file.output == file.token_embd ? 0 : file.token_embd->size);
+  weight_bytes = at_text_model_file_weight_bytes (&file, gguf, &per_token);
   at_text_model_file_clear (&file);
 
   n_ctx = data->n_ctx <= 0 ? hp.n_ctx_train : data->n_ctx;

@@ -291,6 +291,18 @@ at_text_model_file_init (AtTextModelFile *file, AtGguf *gguf, GError **error)
   return TRUE;
 }
 
+guint64
+at_text_model_file_weight_bytes (const AtTextModelFile *file, AtGguf *gguf, guint64 *per_token)
+{
+  guint64 total = 0;
+
+  for (guint i = 0; i < at_gguf_get_n_tensors (gguf); i++)
+    total += at_gguf_get_tensor (gguf, i)->size;
+  if (per_token)
+    *per_token = total - (file->output == file->token_embd ? 0 : file->token_embd->size);
+  return total;
+}
+
 void
 at_text_model_file_clear (AtTextModelFile *file)
 {

@@ -67,6 +67,11 @@ typedef struct
  * name the file and the tensor). */
 gboolean at_text_model_file_init (AtTextModelFile *file, AtGguf *gguf, GError **error);
 void at_text_model_file_clear (AtTextModelFile *file);
+/* Bytes of all the file's tensors, and of those one decoded token reads: everything
+ * but the embedding table, of which get_rows reads one row (unless the output head
+ * shares it). */
+guint64 at_text_model_file_weight_bytes (const AtTextModelFile *file, AtGguf *gguf,
+                                         guint64 *per_token);
 
 typedef struct _AtTextModel AtTextModel;
 
