@@ -25,6 +25,7 @@ struct _AtelierWindow
   GtkLabel *models_folder_label;
   GtkListBox *models_list;
 
+  GSettings *settings;
   AtEngine *engine;
   guint memory_source;
   GCancellable *cancellable;
@@ -155,10 +156,9 @@ models_listed (GObject *source, GAsyncResult *result, gpointer user_data)
 }
 
 static char *
-models_folder (AtelierApplication *app)
+models_folder (AtelierWindow *self)
 {
-  g_autofree char *folder = g_settings_get_string (atelier_application_get_settings (app),
-                                                   "models-folder");
+  g_autofree char *folder = g_settings_get_string (self->settings, "models-folder");
 
   if (folder[0] == '\0')
     return g_build_filename (g_get_user_data_dir (), "atelier", "models", NULL);
@@ -166,11 +166,16 @@ models_folder (AtelierApplication *app)
 }
 
 static void
-list_models (AtelierWindow *self, AtelierApplication *app)
+list_models (AtelierWindow *self)
 {
-  g_autofree char *folder = models_folder (app);
+  g_autofree char *folder = models_folder (self);
   g_autofree char *empty_text = NULL;
   g_autofree char *folder_text = NULL;
+
+  /* A listing of the previous folder must not land after this one. */
+  g_cancellable_cancel (self->cancellable);
+  g_clear_object (&self->cancellable);
+  self->cancellable = g_cancellable_new ();
 
   empty_text = g_strdup_printf (_("Add a GGUF or .safetensors file to %s."), folder);
   adw_status_page_set_description (self->models_empty, empty_text);
@@ -188,6 +193,7 @@ atelier_window_dispose (GObject *object)
   g_clear_object (&self->cancellable);
   g_clear_handle_id (&self->memory_source, g_source_remove);
   g_clear_object (&self->engine);
+  g_clear_object (&self->settings);
   gtk_widget_dispose_template (GTK_WIDGET (self), ATELIER_TYPE_WINDOW);
   G_OBJECT_CLASS (atelier_window_parent_class)->dispose (object);
 }
@@ -221,7 +227,6 @@ static void
 atelier_window_init (AtelierWindow *self)
 {
   gtk_widget_init_template (GTK_WIDGET (self));
-  self->cancellable = g_cancellable_new ();
   g_action_map_add_action_entries (G_ACTION_MAP (self), win_actions,
                                    G_N_ELEMENTS (win_actions), self);
   on_visible_page_changed (self);
@@ -232,7 +237,10 @@ atelier_window_new (AtelierApplication *app)
 {
   AtelierWindow *self = g_object_new (ATELIER_TYPE_WINDOW, "application", app, NULL);
 
+  self->settings = g_object_ref (atelier_application_get_settings (app));
+  g_signal_connect_object (self->settings, "changed::models-folder",
+                           G_CALLBACK (list_models), self, G_CONNECT_SWAPPED);
   show_engine (self, app);
-  list_models (self, app);
+  list_models (self);
   return self;
 }

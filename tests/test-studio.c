@@ -58,6 +58,16 @@ models_listed (gpointer data)
 }
 
 static gboolean
+first_model_is_other (gpointer data)
+{
+  GtkWidget *row = gtk_widget_get_first_child (template_child (data, "models_list"));
+
+  return row != NULL
+         && g_str_equal (adw_preferences_row_get_title (ADW_PREFERENCES_ROW (row)),
+                         "other.safetensors");
+}
+
+static gboolean
 empty_state_shown (gpointer data)
 {
   AdwStatusPage *empty = template_child (data, "models_empty");
@@ -108,6 +118,8 @@ test_pages_and_models (void)
   g_autofree char *folder = g_build_filename (g_get_user_data_dir (), "atelier", "models",
                                               NULL);
   g_autoptr (AtelierApplication) app = atelier_application_new ();
+  g_autoptr (GSettings) settings = g_settings_new ("org.atelier.Atelier");
+  g_autofree char *other_folder = NULL;
   g_autofree char *size = g_format_size (4096);
   g_auto (GStrv) accels = NULL;
   g_autoptr (GListModel) stack_pages = NULL;
@@ -156,6 +168,14 @@ test_pages_and_models (void)
                    "tiny.gguf");
   g_assert_cmpstr (adw_action_row_get_subtitle (ADW_ACTION_ROW (row)), ==, size);
   g_assert_null (gtk_widget_get_next_sibling (row));
+
+  /* Another folder in the settings: listed again. */
+  other_folder = g_build_filename (g_get_user_data_dir (), "other-models", NULL);
+  g_assert_cmpint (g_mkdir_with_parents (other_folder, 0755), ==, 0);
+  write_file (other_folder, "other.safetensors", 100);
+  g_settings_set_string (settings, "models-folder", other_folder);
+  wait_until (first_model_is_other, window);
+  g_settings_reset (settings, "models-folder");
 
   close_studio (window);
 }
