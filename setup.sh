@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Atelier's one entry point on a fresh Debian 12 machine:
-#   ./setup.sh run    install what is missing, build, list devices and benchmark the ops
+#   ./setup.sh run    install what is missing, build, list devices and open the studio
 #   ./setup.sh test   install what is missing, build with warnings as errors, run every test
 # Options after the command: --sanitize (AddressSanitizer + UBSan build in build-asan/).
 set -euo pipefail
@@ -20,6 +20,8 @@ packages=(
   build-essential meson ninja-build pkg-config python3
   libglib2.0-dev libjson-glib-dev libvulkan-dev glslc libpng-dev
   mesa-vulkan-drivers vulkan-validationlayers vulkan-tools
+  libgtk-4-dev libadwaita-1-dev librsvg2-common gettext
+  desktop-file-utils appstream xvfb xauth
 )
 
 install_missing() {
@@ -51,7 +53,8 @@ case "$mode" in
   run)
     build build
     ./build/app/atelier-cli devices
-    ./build/app/atelier-cli bench ops
+    # The schema is compiled into the build directory; nothing is installed.
+    GSETTINGS_SCHEMA_DIR=$PWD/build/data exec ./build/app/atelier
     ;;
   test)
     if [ "$sanitize" = yes ]; then

@@ -1,0 +1,246 @@
+/* atelier-window.c: AtelierWindow, built from ui/atelier-window.ui. */
+#include "config.h"
+
+#include <glib/gi18n.h>
+
+#include "atelier-model-files.h"
+#include "atelier-window.h"
+
+/* Often enough to follow models being loaded, rarely enough to cost nothing. */
+#define MEMORY_REFRESH_SECONDS 2
+
+struct _AtelierWindow
+{
+  AdwApplicationWindow parent_instance;
+
+  AdwLeaflet *leaflet;
+  AdwWindowTitle *page_title;
+  GtkWidget *software_bar;
+  GtkLabel *software_label;
+  GtkWidget *error_bar;
+  GtkLabel *error_label;
+  GtkStack *stack;
+  GtkStack *models_stack;
+  AdwStatusPage *models_empty;
+  GtkLabel *models_folder_label;
+  GtkListBox *models_list;
+
+  GSettings *settings;
+  AtEngine *engine;
+  guint memory_source;
+  GCancellable *cancellable;
+};
+
+G_DEFINE_FINAL_TYPE (AtelierWindow, atelier_window, ADW_TYPE_APPLICATION_WINDOW)
+
+static void
+show_page_activated (GSimpleAction *action, GVariant *parameter, gpointer user_data)
+{
+  AtelierWindow *self = ATELIER_WINDOW (user_data);
+  const char *name = g_variant_get_string (parameter, NULL);
+
+  if (gtk_stack_get_child_by_name (self->stack, name) != NULL)
+    gtk_stack_set_visible_child_name (self->stack, name);
+}
+
+static const GActionEntry win_actions[] = {
+  { .name = "show-page", .activate = show_page_activated, .parameter_type = "s" },
+};
+
+static void
+on_back_clicked (AtelierWindow *self)
+{
+  adw_leaflet_navigate (self->leaflet, ADW_NAVIGATION_DIRECTION_BACK);
+}
+
+static void
+on_visible_page_changed (AtelierWindow *self)
+{
+  GtkWidget *child = gtk_stack_get_visible_child (self->stack);
+
+  if (child == NULL)
+    return;
+  adw_window_title_set_title (self->page_title,
+                              gtk_stack_page_get_title (gtk_stack_get_page (self->stack,
+                                                                            child)));
+  /* Folded, the sidebar hides the page: picking one should show it. */
+  if (adw_leaflet_get_folded (self->leaflet))
+    adw_leaflet_navigate (self->leaflet, ADW_NAVIGATION_DIRECTION_FORWARD);
+}
+
+static gboolean
+refresh_memory (gpointer user_data)
+{
+  AtelierWindow *self = ATELIER_WINDOW (user_data);
+  guint64 total = 0;
+  guint64 used = at_engine_get_memory_used (self->engine, &total);
+  g_autofree char *used_text = g_format_size (used);
+  g_autofree char *total_text = g_format_size (total);
+  g_autofree char *text = NULL;
+
+  /* Translators: the header bar's subtitle: GPU name, the GPU memory Atelier
+   * holds, the GPU's memory. */
+  text = g_strdup_printf (_("%s · %s of %s"), at_engine_get_device_name (self->engine),
+                          used_text, total_text);
+  adw_window_title_set_subtitle (self->page_title, text);
+  return G_SOURCE_CONTINUE;
+}
+
+static void
+show_engine (AtelierWindow *self, AtelierApplication *app)
+{
+  g_autoptr (GError) error = NULL;
+  AtEngine *engine = atelier_application_get_engine (app, &error);
+
+  if (engine == NULL)
+    {
+      g_autofree char *message = g_strdup_printf (_("No usable GPU was found, so nothing "
+                                                    "can be generated: %s"),
+                                                  error->message);
+
+      adw_window_title_set_subtitle (self->page_title, _("No GPU"));
+      gtk_label_set_text (self->error_label, message);
+      gtk_widget_set_visible (self->error_bar, TRUE);
+      return;
+    }
+
+  self->engine = g_object_ref (engine);
+  refresh_memory (self);
+  self->memory_source = g_timeout_add_seconds (MEMORY_REFRESH_SECONDS, refresh_memory, self);
+  if (at_engine_is_software_device (engine))
+    {
+      g_autofree char *message = g_strdup_printf (_("%s runs on the CPU, not on a GPU: "
+                                                    "generation will be slow."),
+                                                  at_engine_get_device_name (engine));
+
+      gtk_label_set_text (self->software_label, message);
+      gtk_widget_set_visible (self->software_bar, TRUE);
+    }
+}
+
+static GtkWidget *
+model_row_new (const AtelierModelFile *file)
+{
+  GtkWidget *row = adw_action_row_new ();
+  g_autofree char *size = g_format_size (file->size);
+
+  adw_preferences_row_set_title (ADW_PREFERENCES_ROW (row), file->name);
+  adw_preferences_row_set_use_markup (ADW_PREFERENCES_ROW (row), FALSE);
+  adw_action_row_set_subtitle (ADW_ACTION_ROW (row), size);
+  return row;
+}
+
+static void
+models_listed (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GPtrArray) files = atelier_model_files_list_finish (result, &error);
+  AtelierWindow *self;
+  GtkWidget *child;
+
+  if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+    return;
+  self = ATELIER_WINDOW (user_data);
+  if (files == NULL)
+    {
+      adw_status_page_set_description (self->models_empty, error->message);
+      gtk_stack_set_visible_child_name (self->models_stack, "empty");
+      return;
+    }
+
+  while ((child = gtk_widget_get_first_child (GTK_WIDGET (self->models_list))) != NULL)
+    gtk_list_box_remove (self->models_list, child);
+  for (guint i = 0; i < files->len; i++)
+    gtk_list_box_append (self->models_list, model_row_new (g_ptr_array_index (files, i)));
+  gtk_stack_set_visible_child_name (self->models_stack, files->len > 0 ? "list" : "empty");
+}
+
+static char *
+models_folder (AtelierWindow *self)
+{
+  g_autofree char *folder = g_settings_get_string (self->settings, "models-folder");
+
+  if (folder[0] == '\0')
+    return g_build_filename (g_get_user_data_dir (), "atelier", "models", NULL);
+  return g_steal_pointer (&folder);
+}
+
+static void
+list_models (AtelierWindow *self)
+{
+  g_autofree char *folder = models_folder (self);
+  g_autofree char *empty_text = NULL;
+  g_autofree char *folder_text = NULL;
+
+  /* A listing of the previous folder must not land after this one. */
+  g_cancellable_cancel (self->cancellable);
+  g_clear_object (&self->cancellable);
+  self->cancellable = g_cancellable_new ();
+
+  empty_text = g_strdup_printf (_("Add a GGUF or .safetensors file to %s."), folder);
+  adw_status_page_set_description (self->models_empty, empty_text);
+  folder_text = g_strdup_printf (_("Models in %s"), folder);
+  gtk_label_set_text (self->models_folder_label, folder_text);
+  atelier_model_files_list_async (folder, self->cancellable, models_listed, self);
+}
+
+static void
+atelier_window_dispose (GObject *object)
+{
+  AtelierWindow *self = ATELIER_WINDOW (object);
+
+  g_cancellable_cancel (self->cancellable);
+  g_clear_object (&self->cancellable);
+  g_clear_handle_id (&self->memory_source, g_source_remove);
+  g_clear_object (&self->engine);
+  g_clear_object (&self->settings);
+  gtk_widget_dispose_template (GTK_WIDGET (self), ATELIER_TYPE_WINDOW);
+  G_OBJECT_CLASS (atelier_window_parent_class)->dispose (object);
+}
+
+static void
+atelier_window_class_init (AtelierWindowClass *klass)
+{
+  GObjectClass *object_class = G_OBJECT_CLASS (klass);
+  GtkWidgetClass *widget_class = GTK_WIDGET_CLASS (klass);
+
+  object_class->dispose = atelier_window_dispose;
+
+  gtk_widget_class_set_template_from_resource (widget_class,
+                                               "/org/atelier/Atelier/atelier-window.ui");
+  gtk_widget_class_bind_template_child (widget_class, AtelierWindow, leaflet);
+  gtk_widget_class_bind_template_child (widget_class, AtelierWindow, page_title);
+  gtk_widget_class_bind_template_child (widget_class, AtelierWindow, software_bar);
+  gtk_widget_class_bind_template_child (widget_class, AtelierWindow, software_label);
+  gtk_widget_class_bind_template_child (widget_class, AtelierWindow, error_bar);
+  gtk_widget_class_bind_template_child (widget_class, AtelierWindow, error_label);
+  gtk_widget_class_bind_template_child (widget_class, AtelierWindow, stack);
+  gtk_widget_class_bind_template_child (widget_class, AtelierWindow, models_stack);
+  gtk_widget_class_bind_template_child (widget_class, AtelierWindow, models_empty);
+  gtk_widget_class_bind_template_child (widget_class, AtelierWindow, models_folder_label);
+  gtk_widget_class_bind_template_child (widget_class, AtelierWindow, models_list);
+  gtk_widget_class_bind_template_callback (widget_class, on_back_clicked);
+  gtk_widget_class_bind_template_callback (widget_class, on_visible_page_changed);
+}
+
+static void
+atelier_window_init (AtelierWindow *self)
+{
+  gtk_widget_init_template (GTK_WIDGET (self));
+  g_action_map_add_action_entries (G_ACTION_MAP (self), win_actions,
+                                   G_N_ELEMENTS (win_actions), self);
+  on_visible_page_changed (self);
+}
+
+AtelierWindow *
+atelier_window_new (AtelierApplication *app)
+{
+  AtelierWindow *self = g_object_new (ATELIER_TYPE_WINDOW, "application", app, NULL);
+
+  self->settings = g_object_ref (atelier_application_get_settings (app));
+  g_signal_connect_object (self->settings, "changed::models-folder",
+                           G_CALLBACK (list_models), self, G_CONNECT_SWAPPED);
+  show_engine (self, app);
+  list_models (self);
+  return self;
+}

@@ -1,0 +1,221 @@
+/* test-studio.c: the studio's window under Xvfb, driven through its GActions like the
+ * keyboard shortcuts drive it, checked through its template's widgets. */
+#include <glib/gstdio.h>
+
+#include "atelier-application.h"
+#include "atelier-window.h"
+
+static const char *const pages[] = { "write", "image", "audio", "gallery", "models" };
+static char *system_data_dirs;
+
+typedef gboolean (*Condition) (gpointer data);
+
+static gboolean
+deadline_passed (gpointer data)
+{
+  *(gboolean *) data = TRUE;
+  return G_SOURCE_REMOVE;
+}
+
+/* The window maps and the models folder is listed asynchronously. */
+static void
+wait_until (Condition condition, gpointer data)
+{
+  gboolean timed_out = FALSE;
+  guint source = g_timeout_add_seconds (10, deadline_passed, &timed_out);
+
+  while (!condition (data) && !timed_out)
+    g_main_context_iteration (NULL, TRUE);
+  g_assert_false (timed_out);
+  g_source_remove (source);
+}
+
+static gpointer
+template_child (GtkWindow *window, const char *name)
+{
+  GObject *child = gtk_widget_get_template_child (GTK_WIDGET (window), ATELIER_TYPE_WINDOW,
+                                                  name);
+
+  g_assert_nonnull (child);
+  return child;
+}
+
+static gboolean
+is_mapped (gpointer data)
+{
+  return gtk_widget_get_mapped (GTK_WIDGET (data));
+}
+
+static gboolean
+models_listed (gpointer data)
+{
+  GtkWindow *window = data;
+  GtkStack *models_stack = template_child (window, "models_stack");
+  GtkWidget *models_list = template_child (window, "models_list");
+
+  return g_str_equal (gtk_stack_get_visible_child_name (models_stack), "list")
+         || gtk_widget_get_first_child (models_list) != NULL;
+}
+
+static gboolean
+first_model_is_other (gpointer data)
+{
+  GtkWidget *row = gtk_widget_get_first_child (template_child (data, "models_list"));
+
+  return row != NULL
+         && g_str_equal (adw_preferences_row_get_title (ADW_PREFERENCES_ROW (row)),
+                         "other.safetensors");
+}
+
+static gboolean
+empty_state_shown (gpointer data)
+{
+  AdwStatusPage *empty = template_child (data, "models_empty");
+
+  return strstr (adw_status_page_get_description (empty), "no-models-here") != NULL;
+}
+
+static GtkWindow *
+start_studio (AtelierApplication *app)
+{
+  g_autoptr (GError) error = NULL;
+  GtkWindow *window;
+
+  /* The isolated folders hide the system's too: GTK needs its MIME data and icons. */
+  g_setenv ("XDG_DATA_DIRS", system_data_dirs, TRUE);
+
+  g_assert_true (g_application_register (G_APPLICATION (app), NULL, &error));
+  g_assert_no_error (error);
+  g_application_activate (G_APPLICATION (app));
+  window = gtk_application_get_active_window (GTK_APPLICATION (app));
+  g_assert_true (ATELIER_IS_WINDOW (window));
+  wait_until (is_mapped, window);
+  return window;
+}
+
+static void
+close_studio (GtkWindow *window)
+{
+  gtk_window_destroy (window);
+  while (g_main_context_iteration (NULL, FALSE))
+    ;
+}
+
+static void
+write_file (const char *folder, const char *name, gsize size)
+{
+  g_autofree char *path = g_build_filename (folder, name, NULL);
+  g_autofree char *contents = g_malloc0 (size);
+  g_autoptr (GError) error = NULL;
+
+  g_assert_true (g_file_set_contents (path, contents, size, &error));
+  g_assert_no_error (error);
+}
+
+static void
+test_pages_and_models (void)
+{
+  g_autofree char *folder = g_build_filename (g_get_user_data_dir (), "atelier", "models",
+                                              NULL);
+  g_autoptr (AtelierApplication) app = atelier_application_new ();
+  g_autoptr (GSettings) settings = g_settings_new ("org.atelier.Atelier");
+  g_autofree char *other_folder = NULL;
+  g_autofree char *size = g_format_size (4096);
+  g_auto (GStrv) accels = NULL;
+  g_autoptr (GListModel) stack_pages = NULL;
+  GtkWindow *window;
+  GtkStack *stack;
+  AdwWindowTitle *title;
+  GtkWidget *row;
+
+  g_assert_cmpint (g_mkdir_with_parents (folder, 0755), ==, 0);
+  write_file (folder, "tiny.gguf", 4096);
+  write_file (folder, "notes.txt", 10);
+
+  window = start_studio (app);
+  stack = template_child (window, "stack");
+  title = template_child (window, "page_title");
+
+  stack_pages = G_LIST_MODEL (gtk_stack_get_pages (stack));
+  g_assert_cmpuint (g_list_model_get_n_items (stack_pages), ==, G_N_ELEMENTS (pages));
+  for (guint i = G_N_ELEMENTS (pages); i-- > 0;)
+    {
+      GtkWidget *page = gtk_stack_get_child_by_name (stack, pages[i]);
+
+      g_assert_nonnull (page);
+      g_action_group_activate_action (G_ACTION_GROUP (window), "show-page",
+                                      g_variant_new_string (pages[i]));
+      g_assert_cmpstr (gtk_stack_get_visible_child_name (stack), ==, pages[i]);
+      g_assert_cmpstr (adw_window_title_get_title (title), ==,
+                       gtk_stack_page_get_title (gtk_stack_get_page (stack, page)));
+    }
+  accels = gtk_application_get_accels_for_action (GTK_APPLICATION (app),
+                                                  "win.show-page::models");
+  g_assert_cmpstr (accels[0], ==, "<Alt>5");
+  g_assert_true (g_action_group_has_action (G_ACTION_GROUP (app), "quit"));
+  g_assert_true (g_action_group_has_action (G_ACTION_GROUP (app), "about"));
+  g_assert_true (g_action_group_has_action (G_ACTION_GROUP (window), "show-help-overlay"));
+
+  /* lavapipe in the tests: a device, and the banner saying it is slow. */
+  g_assert_cmpstr (adw_window_title_get_subtitle (title), !=, "");
+  g_assert_true (gtk_widget_get_visible (template_child (window, "software_bar")));
+  g_assert_false (gtk_widget_get_visible (template_child (window, "error_bar")));
+
+  wait_until (models_listed, window);
+  row = gtk_widget_get_first_child (template_child (window, "models_list"));
+  g_assert_true (ADW_IS_ACTION_ROW (row));
+  g_assert_cmpstr (adw_preferences_row_get_title (ADW_PREFERENCES_ROW (row)), ==,
+                   "tiny.gguf");
+  g_assert_cmpstr (adw_action_row_get_subtitle (ADW_ACTION_ROW (row)), ==, size);
+  g_assert_null (gtk_widget_get_next_sibling (row));
+
+  /* Another folder in the settings: listed again. */
+  other_folder = g_build_filename (g_get_user_data_dir (), "other-models", NULL);
+  g_assert_cmpint (g_mkdir_with_parents (other_folder, 0755), ==, 0);
+  write_file (other_folder, "other.safetensors", 100);
+  g_settings_set_string (settings, "models-folder", other_folder);
+  wait_until (first_model_is_other, window);
+  g_settings_reset (settings, "models-folder");
+
+  close_studio (window);
+}
+
+/* No device and an empty, missing models folder: the window says so, nothing crashes. */
+static void
+test_no_device_empty_folder (void)
+{
+  g_autofree char *folder = g_build_filename (g_get_user_data_dir (), "no-models-here",
+                                              NULL);
+  g_autoptr (GSettings) settings = g_settings_new ("org.atelier.Atelier");
+  g_autoptr (AtelierApplication) app = NULL;
+  GtkWindow *window;
+
+  g_settings_set_string (settings, "device", "no-such-device");
+  g_settings_set_string (settings, "models-folder", folder);
+  app = atelier_application_new ();
+  window = start_studio (app);
+
+  g_assert_true (gtk_widget_get_visible (template_child (window, "error_bar")));
+  g_assert_false (gtk_widget_get_visible (template_child (window, "software_bar")));
+  wait_until (empty_state_shown, window);
+  g_assert_true (g_file_test (folder, G_FILE_TEST_IS_DIR));
+  g_assert_cmpstr (gtk_stack_get_visible_child_name (template_child (window, "models_stack")),
+                   ==, "empty");
+
+  close_studio (window);
+  g_settings_reset (settings, "device");
+  g_settings_reset (settings, "models-folder");
+}
+
+int
+main (int argc, char **argv)
+{
+  const char *data_dirs = g_getenv ("XDG_DATA_DIRS");
+
+  system_data_dirs = g_strdup (data_dirs != NULL ? data_dirs : "/usr/local/share:/usr/share");
+  /* Isolated HOME and XDG folders: the models folder is a fresh temporary one. */
+  g_test_init (&argc, &argv, G_TEST_OPTION_ISOLATE_DIRS, NULL);
+  g_test_add_func ("/app/studio/pages-and-models", test_pages_and_models);
+  g_test_add_func ("/app/studio/no-device-empty-folder", test_no_device_empty_folder);
+  return g_test_run ();
+}
