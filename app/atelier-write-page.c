@@ -20,7 +20,6 @@ struct _AtelierWritePage
 {
   AdwBin parent_instance;
 
-  AdwToastOverlay *toasts;
   GtkDropDown *model_dropdown;
   GtkStringList *model_names;
   GtkProgressBar *load_progress;
@@ -77,7 +76,7 @@ show_error (AtelierWritePage *self, const char *format, ...)
   markup = g_markup_escape_text (message, -1);
   toast = adw_toast_new (markup);
   adw_toast_set_timeout (toast, 0);
-  adw_toast_overlay_add_toast (self->toasts, toast);
+  adw_toast_overlay_add_toast (ADW_TOAST_OVERLAY (adw_bin_get_child (ADW_BIN (self))), toast);
 }
 
 static void
@@ -478,9 +477,9 @@ atelier_write_page_class_init (AtelierWritePageClass *klass)
 
   gtk_source_init ();
   g_type_ensure (GTK_SOURCE_TYPE_VIEW);
+  /* The toast overlay is the bin's child, not bound: the bin unparents it itself. */
   gtk_widget_class_set_template_from_resource (widget_class,
                                                "/org/atelier/Atelier/atelier-write-page.ui");
-  gtk_widget_class_bind_template_child (widget_class, AtelierWritePage, toasts);
   gtk_widget_class_bind_template_child (widget_class, AtelierWritePage, model_dropdown);
   gtk_widget_class_bind_template_child (widget_class, AtelierWritePage, model_names);
   gtk_widget_class_bind_template_child (widget_class, AtelierWritePage, load_progress);
