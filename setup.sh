@@ -20,7 +20,7 @@ packages=(
   build-essential meson ninja-build pkg-config python3
   libglib2.0-dev libjson-glib-dev libvulkan-dev glslc libpng-dev
   mesa-vulkan-drivers vulkan-validationlayers vulkan-tools
-  libgtk-4-dev libadwaita-1-dev librsvg2-common gettext
+  libgtk-4-dev libadwaita-1-dev libgtksourceview-5-dev librsvg2-common gettext
   desktop-file-utils appstream xvfb xauth
 )
 

@@ -5,6 +5,7 @@
 
 #include "atelier-model-files.h"
 #include "atelier-window.h"
+#include "atelier-write-page.h"
 
 /* Often enough to follow models being loaded, rarely enough to cost nothing. */
 #define MEMORY_REFRESH_SECONDS 2
@@ -20,6 +21,7 @@ struct _AtelierWindow
   GtkWidget *error_bar;
   GtkLabel *error_label;
   GtkStack *stack;
+  AtelierWritePage *write_page;
   GtkStack *models_stack;
   AdwStatusPage *models_empty;
   GtkLabel *models_folder_label;
@@ -105,6 +107,7 @@ show_engine (AtelierWindow *self, AtelierApplication *app)
     }
 
   self->engine = g_object_ref (engine);
+  atelier_write_page_set_engine (self->write_page, engine);
   refresh_memory (self);
   self->memory_source = g_timeout_add_seconds (MEMORY_REFRESH_SECONDS, refresh_memory, self);
   if (at_engine_is_software_device (engine))
@@ -130,11 +133,22 @@ model_row_new (const AtelierModelFile *file)
   return row;
 }
 
+static char *
+models_folder (AtelierWindow *self)
+{
+  g_autofree char *folder = g_settings_get_string (self->settings, "models-folder");
+
+  if (folder[0] == '\0')
+    return g_build_filename (g_get_user_data_dir (), "atelier", "models", NULL);
+  return g_steal_pointer (&folder);
+}
+
 static void
 models_listed (GObject *source, GAsyncResult *result, gpointer user_data)
 {
   g_autoptr (GError) error = NULL;
   g_autoptr (GPtrArray) files = atelier_model_files_list_finish (result, &error);
+  g_autofree char *folder = NULL;
   AtelierWindow *self;
   GtkWidget *child;
 
@@ -148,21 +162,13 @@ models_listed (GObject *source, GAsyncResult *result, gpointer user_data)
       return;
     }
 
+  folder = models_folder (self);
+  atelier_write_page_set_model_files (self->write_page, folder, files);
   while ((child = gtk_widget_get_first_child (GTK_WIDGET (self->models_list))) != NULL)
     gtk_list_box_remove (self->models_list, child);
   for (guint i = 0; i < files->len; i++)
     gtk_list_box_append (self->models_list, model_row_new (g_ptr_array_index (files, i)));
   gtk_stack_set_visible_child_name (self->models_stack, files->len > 0 ? "list" : "empty");
-}
-
-static char *
-models_folder (AtelierWindow *self)
-{
-  g_autofree char *folder = g_settings_get_string (self->settings, "models-folder");
-
-  if (folder[0] == '\0')
-    return g_build_filename (g_get_user_data_dir (), "atelier", "models", NULL);
-  return g_steal_pointer (&folder);
 }
 
 static void
@@ -215,6 +221,7 @@ atelier_window_class_init (AtelierWindowClass *klass)
   gtk_widget_class_bind_template_child (widget_class, AtelierWindow, error_bar);
   gtk_widget_class_bind_template_child (widget_class, AtelierWindow, error_label);
   gtk_widget_class_bind_template_child (widget_class, AtelierWindow, stack);
+  gtk_widget_class_bind_template_child (widget_class, AtelierWindow, write_page);
   gtk_widget_class_bind_template_child (widget_class, AtelierWindow, models_stack);
   gtk_widget_class_bind_template_child (widget_class, AtelierWindow, models_empty);
   gtk_widget_class_bind_template_child (widget_class, AtelierWindow, models_folder_label);
@@ -226,6 +233,7 @@ atelier_window_class_init (AtelierWindowClass *klass)
 static void
 atelier_window_init (AtelierWindow *self)
 {
+  g_type_ensure (ATELIER_TYPE_WRITE_PAGE);
   gtk_widget_init_template (GTK_WIDGET (self));
   g_action_map_add_action_entries (G_ACTION_MAP (self), win_actions,
                                    G_N_ELEMENTS (win_actions), self);

@@ -4,6 +4,8 @@
 
 #include "atelier-application.h"
 #include "atelier-window.h"
+#include "atelier-write-page.h"
+#include "fixtures/text-model-fixture.h"
 
 static const char *const pages[] = { "write", "image", "audio", "gallery", "models" };
 static char *system_data_dirs;
@@ -22,7 +24,8 @@ static void
 wait_until (Condition condition, gpointer data)
 {
   gboolean timed_out = FALSE;
-  guint source = g_timeout_add_seconds (10, deadline_passed, &timed_out);
+  /* Generous: lavapipe loads and runs the tiny model on two CPU cores. */
+  guint source = g_timeout_add_seconds (30, deadline_passed, &timed_out);
 
   while (!condition (data) && !timed_out)
     g_main_context_iteration (NULL, TRUE);
@@ -207,6 +210,159 @@ test_no_device_empty_folder (void)
   g_settings_reset (settings, "models-folder");
 }
 
+static gpointer
+page_child (AtelierWritePage *page, const char *name)
+{
+  GObject *child = gtk_widget_get_template_child (GTK_WIDGET (page), ATELIER_TYPE_WRITE_PAGE,
+                                                  name);
+
+  g_assert_nonnull (child);
+  return child;
+}
+
+static gboolean
+page_ready (gpointer data)
+{
+  return g_list_model_get_n_items (page_child (data, "model_names")) == 1
+         && gtk_text_view_get_editable (page_child (data, "view"));
+}
+
+static gboolean
+page_idle (gpointer data)
+{
+  return !atelier_write_page_is_busy (data);
+}
+
+static char *
+buffer_text (GtkTextBuffer *buffer)
+{
+  GtkTextIter start, end;
+
+  gtk_text_buffer_get_bounds (buffer, &start, &end);
+  return gtk_text_buffer_get_text (buffer, &start, &end, FALSE);
+}
+
+typedef struct
+{
+  GtkTextBuffer *buffer;
+  const char *path;
+  gsize length;
+} DraftCheck;
+
+static gboolean
+draft_saved (gpointer data)
+{
+  DraftCheck *check = data;
+  g_autofree char *contents = NULL;
+  g_autofree char *text = buffer_text (check->buffer);
+
+  return g_file_get_contents (check->path, &contents, NULL, NULL)
+         && g_str_equal (contents, text);
+}
+
+static gboolean
+text_grew (gpointer data)
+{
+  DraftCheck *check = data;
+
+  return (gsize) gtk_text_buffer_get_char_count (check->buffer) > check->length;
+}
+
+static void
+write_fixture_model (const char *folder)
+{
+  AtTextFixture fixture = { .arch = "llama", .type = AT_TYPE_Q8_0, .seed = 7 };
+  g_autofree char *vocab = g_build_filename (AT_VOCAB_DIR, "ggml-vocab-llama-spm.gguf", NULL);
+  g_autofree char *path = g_build_filename (folder, "tiny-llama.gguf", NULL);
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GBytes) bytes = NULL;
+
+  fixture.vocab_path = vocab;
+  bytes = at_text_fixture_build (&fixture, &error);
+  g_assert_no_error (error);
+  g_assert_true (g_file_set_contents (path, g_bytes_get_data (bytes, NULL),
+                                      g_bytes_get_size (bytes), &error));
+  g_assert_no_error (error);
+}
+
+/* Load the fixture, type, Continue in the middle of the text: the continuation lands at
+ * the cursor and one undo takes it all back; the draft is saved; Stop stops. */
+static void
+test_write_page (void)
+{
+  static const char before[] = "Once upon a time there was a dragon.";
+  static const char after[] = " The end.";
+  g_autofree char *folder = g_build_filename (g_get_user_data_dir (), "atelier", "models",
+                                              NULL);
+  g_autofree char *draft = g_build_filename (g_get_user_data_dir (), "atelier", "documents",
+                                             "draft.md", NULL);
+  g_autoptr (AtelierApplication) app = atelier_application_new ();
+  g_autofree char *typed = g_strconcat (before, after, NULL);
+  g_autofree char *continued = NULL;
+  g_autofree char *stopped = NULL;
+  AtelierWritePage *page;
+  GtkWidget *continue_button;
+  GtkTextBuffer *buffer;
+  GtkTextIter cursor;
+  GtkWindow *window;
+  DraftCheck check;
+
+  g_assert_cmpint (g_mkdir_with_parents (folder, 0755), ==, 0);
+  write_fixture_model (folder);
+  window = start_studio (app);
+  g_action_group_activate_action (G_ACTION_GROUP (window), "show-page",
+                                  g_variant_new_string ("write"));
+  page = template_child (window, "write_page");
+  wait_until (page_ready, page);
+  buffer = gtk_text_view_get_buffer (page_child (page, "view"));
+  continue_button = page_child (page, "continue_button");
+
+  /* No model yet: Continue says what to do first. */
+  g_assert_false (gtk_widget_get_sensitive (continue_button));
+  g_assert_cmpstr (gtk_widget_get_tooltip_text (continue_button), ==,
+                   "Load a model to continue the text");
+  g_assert_true (gtk_widget_activate_action (GTK_WIDGET (page), "write.load", NULL));
+  g_assert_true (atelier_write_page_is_busy (page));
+  wait_until (page_idle, page);
+  g_assert_true (gtk_widget_get_sensitive (continue_button));
+
+  gtk_text_buffer_begin_user_action (buffer);
+  gtk_text_buffer_insert_interactive_at_cursor (buffer, typed, -1, TRUE);
+  gtk_text_buffer_end_user_action (buffer);
+  g_assert_cmpstr (gtk_label_get_text (page_child (page, "word_count")), ==, "10 words");
+  gtk_text_buffer_get_iter_at_offset (buffer, &cursor, strlen (before));
+  gtk_text_buffer_place_cursor (buffer, &cursor);
+
+  g_assert_true (gtk_widget_activate_action (GTK_WIDGET (page), "write.continue", NULL));
+  g_assert_true (atelier_write_page_is_busy (page));
+  g_assert_false (gtk_text_view_get_editable (page_child (page, "view")));
+  wait_until (page_idle, page);
+  continued = buffer_text (buffer);
+  g_test_message ("continued: %s", continued);
+  g_assert_true (g_str_has_prefix (continued, before));
+  g_assert_true (g_str_has_suffix (continued, after));
+  g_assert_cmpuint (strlen (continued), >, strlen (typed));
+
+  gtk_text_buffer_undo (buffer);
+  g_assert_cmpstr (buffer_text (buffer), ==, typed);
+
+  check = (DraftCheck) { .buffer = buffer, .path = draft, .length = strlen (typed) };
+  wait_until (draft_saved, &check);
+
+  /* Stop after the first piece: nothing more arrives, and Continue works again. */
+  g_assert_true (gtk_widget_activate_action (GTK_WIDGET (page), "write.continue", NULL));
+  wait_until (text_grew, &check);
+  g_assert_true (gtk_widget_activate_action (GTK_WIDGET (page), "write.stop", NULL));
+  wait_until (page_idle, page);
+  stopped = buffer_text (buffer);
+  g_assert_cmpuint (strlen (stopped), <, strlen (continued));
+  g_assert_true (gtk_widget_get_sensitive (continue_button));
+  gtk_text_buffer_undo (buffer);
+  g_assert_cmpstr (buffer_text (buffer), ==, typed);
+
+  close_studio (window);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -217,5 +373,6 @@ main (int argc, char **argv)
   g_test_init (&argc, &argv, G_TEST_OPTION_ISOLATE_DIRS, NULL);
   g_test_add_func ("/app/studio/pages-and-models", test_pages_and_models);
   g_test_add_func ("/app/studio/no-device-empty-folder", test_no_device_empty_folder);
+  g_test_add_func ("/app/studio/write-page", test_write_page);
   return g_test_run ();
 }
