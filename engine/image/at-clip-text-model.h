@@ -1,0 +1,57 @@
+/* at-clip-text-model.h: the SD 1.x text encoder (CLIP ViT-L/14, HF CLIPTextModel keys
+ * under cond_stage_model.transformer.text_model.) on the GPU (CPU reference:
+ * ref/at-ref-clip-text-model.h).
+ *
+ * Pre-LN transformer: x = token_embedding[ids] + position_embedding; per layer
+ * x += out_proj (causal attention (layer_norm1 (x))), x += fc2 (quick_gelu (fc1
+ * (layer_norm2 (x)))); the output is final_layer_norm of the last layer's x, or with
+ * clip skip n of the x n - 1 layers before the end. As A1111's
+ * FrozenCLIPEmbedderWithCustomWords.encode_with_transformers, final_layer_norm is applied
+ * to the skipped layer's output too (the UNet was trained on normed states).
+ */
+#pragma once
+
+#include "gpu/at-gpu.h"
+#include "image/at-sd-checkpoint.h"
+
+G_BEGIN_DECLS
+
+typedef struct {
+  const AtSafetensorsTensor *ln1_w, *ln1_b, *q_w, *q_b, *k_w, *k_b, *v_w, *v_b;
+  const AtSafetensorsTensor *out_w, *out_b, *ln2_w, *ln2_b, *fc1_w, *fc1_b, *fc2_w, *fc2_b;
+} AtClipLayerTensors;
+
+/* The text encoder's tensors in the file, every shape checked. */
+typedef struct {
+  AtSdCheckpointInfo info;
+  const AtSafetensorsTensor *token_embd, *pos_embd, *final_ln_w, *final_ln_b;
+  AtClipLayerTensors *layers; /* info.clip.n_layer */
+} AtClipTextFile;
+
+/* Fails as at_sd_checkpoint_detect, with AT_ERROR_UNSUPPORTED for SD 2.x's OpenCLIP
+ * encoder (not done yet), or AT_ERROR_INVALID_FILE naming a missing or misshapen tensor. */
+gboolean at_clip_text_file_init (AtClipTextFile *file, AtSafetensors *st, GError **error);
+void at_clip_text_file_clear (AtClipTextFile *file);
+
+typedef struct _AtClipTextModel AtClipTextModel;
+
+/* Uploads the weights (matrices in their type, vectors and position embeddings as F32)
+ * and allocates the activations of one window of n_ctx tokens; the model keeps no
+ * pointer into st. */
+AtClipTextModel *at_clip_text_model_new (AtGpu *gpu, AtSafetensors *st, GError **error);
+void at_clip_text_model_free (AtClipTextModel *model);
+const AtClipTextHParams *at_clip_text_model_get_hparams (AtClipTextModel *model);
+
+/* out [n_ctx][n_embd] = the encoder output for one window of n_ctx ids, recorded in one
+ * batch. clip_skip >= 1 (1: last layer) and < n_layer + 1. */
+gboolean at_clip_text_model_encode (AtClipTextModel *model, const gint32 *ids, int clip_skip,
+                                    float *out, GError **error);
+
+/* A1111's emphasis on one window z [n_tokens][n_embd]: each token's vector multiplied by
+ * its weight, then all of z scaled so that its mean is the mean it had before
+ * (sd_hijack_clip: z * weights, then z * original_mean / new_mean). */
+void at_clip_apply_weights (float *z, const float *weights, gsize n_tokens, gint64 n_embd);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (AtClipTextModel, at_clip_text_model_free)
+
+G_END_DECLS
