@@ -63,6 +63,30 @@ test_detect_sd1 (void)
 }
 
 static void
+test_detect_sd2 (void)
+{
+  AtSdFixture fixture = { .layout = AT_SD_FIXTURE_SD2, .n_layer = 3 };
+  g_autoptr (AtSafetensors) st = open_fixture (&fixture);
+  g_autoptr (GError) error = NULL;
+  AtSdCheckpointInfo info;
+
+  g_assert_true (at_sd_checkpoint_detect (st, &info, &error));
+  g_assert_no_error (error);
+  g_assert_cmpint (info.family, ==, AT_SD_FAMILY_SD2);
+  g_assert_cmpstr (at_sd_family_name (info.family), ==, "SD 2.x");
+  g_assert_cmpint (info.default_clip_skip, ==, 2);
+  g_assert_cmpint (info.clip.n_embd, ==, 128);
+  g_assert_cmpint (info.clip.n_layer, ==, 3);
+  g_assert_cmpint (info.clip.n_head, ==, 2);
+  g_assert_cmpint (info.clip.n_ff, ==, 512);
+  /* v-prediction is not in the weights: the image size decides. */
+  g_assert_cmpint (info.prediction, ==, AT_SD_PREDICTION_UNKNOWN);
+  g_assert_cmpint (at_sd_checkpoint_default_prediction (&info, 512), ==,
+                   AT_SD_PREDICTION_EPSILON);
+  g_assert_cmpint (at_sd_checkpoint_default_prediction (&info, 768), ==, AT_SD_PREDICTION_V);
+}
+
+static void
 test_detect_unsupported (void)
 {
   AtSdFixture fixture = { .layout = AT_SD_FIXTURE_SDXL, .n_layer = 1 };
@@ -109,14 +133,21 @@ test_malformed (void)
   assert_invalid (&fixture, fixture.misshape_tensor);
   fixture.misshape_tensor = SD1 "embeddings.position_embedding.weight";
   assert_invalid (&fixture, fixture.misshape_tensor);
+
+  AtSdFixture sd2 = { .layout = AT_SD_FIXTURE_SD2, .n_embd = 64, .n_layer = 2,
+                      .misshape_tensor = "cond_stage_model.model.transformer.resblocks.1."
+                                         "attn.in_proj_bias" };
+  assert_invalid (&sd2, sd2.misshape_tensor);
 }
 
-/* The ids of the first window of prompt, as A1111 feeds SD 1.x (padded with EOS). */
+/* The ids of the first window of prompt, as A1111 feeds SD 1.x (padded with EOS) or
+ * SD 2.x (padded with 0). */
 static AtClipPromptTokens *
-tokenize (const char *prompt)
+tokenize (const char *prompt, gint32 pad_id)
 {
   g_autoptr (GError) error = NULL;
-  AtClipPromptTokens *tokens = at_clip_tokenizer_encode_prompt (tokenizer, prompt, EOS, &error);
+  AtClipPromptTokens *tokens = at_clip_tokenizer_encode_prompt (tokenizer, prompt, pad_id,
+                                                                &error);
 
   g_assert_no_error (error);
   g_assert_cmpuint (tokens->n_chunks, ==, 1);
@@ -124,17 +155,26 @@ tokenize (const char *prompt)
 }
 
 static void
-test_encode (void)
+test_encode (gconstpointer data)
 {
-  AtSdFixture fixture = { .layout = AT_SD_FIXTURE_SD1, .seed = at_test_seed () };
+  const AtSdFixtureLayout layout = GPOINTER_TO_INT (data);
+  AtSdFixture fixture = { .layout = layout, .seed = at_test_seed () };
   g_autoptr (AtSafetensors) st = open_fixture (&fixture);
-  g_autoptr (AtClipPromptTokens) tokens = tokenize ("a photo of a cat");
+  g_autoptr (AtClipPromptTokens) tokens
+      = tokenize ("a photo of a cat", layout == AT_SD_FIXTURE_SD2 ? 0 : EOS);
   g_autoptr (GError) error = NULL;
   g_autoptr (AtClipTextModel) model = at_clip_text_model_new (at_test_gpu (), st, &error);
   AtClipTextFile file;
 
   g_assert_no_error (error);
   g_assert_true (at_clip_text_file_init (&file, st, &error));
+  g_assert_cmpint (file.info.family, ==,
+                   layout == AT_SD_FIXTURE_SD2 ? AT_SD_FAMILY_SD2 : AT_SD_FAMILY_SD1);
+  /* The reference follows the file's choices, so check them here: OpenCLIP's nn.GELU is
+   * the exact one, and its q, k, v come fused. */
+  g_assert_cmpint (file.activation, ==,
+                   layout == AT_SD_FIXTURE_SD2 ? AT_UNARY_GELU_ERF : AT_UNARY_GELU_QUICK);
+  g_assert_cmpint (file.qkv_fused, ==, layout == AT_SD_FIXTURE_SD2);
   const gsize n = 77 * 128;
   g_autofree float *got = g_new (float, n), *want = g_new (float, n);
   g_autofree float *last = g_new (float, n);
@@ -179,8 +219,8 @@ test_weights (void)
    * others, the mean of the window stays. */
   AtSdFixture fixture = { .layout = AT_SD_FIXTURE_SD1, .seed = at_test_seed () };
   g_autoptr (AtSafetensors) st = open_fixture (&fixture);
-  g_autoptr (AtClipPromptTokens) plain = tokenize ("a photo of a cat");
-  g_autoptr (AtClipPromptTokens) tokens = tokenize ("a (photo:1.5) of a cat");
+  g_autoptr (AtClipPromptTokens) plain = tokenize ("a photo of a cat", EOS);
+  g_autoptr (AtClipPromptTokens) tokens = tokenize ("a (photo:1.5) of a cat", EOS);
   g_autoptr (GError) error = NULL;
   g_autoptr (AtClipTextModel) model = at_clip_text_model_new (at_test_gpu (), st, &error);
   const gsize n = 77 * 128;
@@ -218,9 +258,13 @@ main (int argc, char **argv)
   g_assert_no_error (error);
 
   g_test_add_func ("/image/sd-checkpoint/detect-sd1", test_detect_sd1);
+  g_test_add_func ("/image/sd-checkpoint/detect-sd2", test_detect_sd2);
   g_test_add_func ("/image/sd-checkpoint/unsupported", test_detect_unsupported);
   g_test_add_func ("/image/clip-text-model/malformed", test_malformed);
-  g_test_add_func ("/image/clip-text-model/encode", test_encode);
+  g_test_add_data_func ("/image/clip-text-model/encode-sd1",
+                        GINT_TO_POINTER (AT_SD_FIXTURE_SD1), test_encode);
+  g_test_add_data_func ("/image/clip-text-model/encode-sd2",
+                        GINT_TO_POINTER (AT_SD_FIXTURE_SD2), test_encode);
   g_test_add_func ("/image/clip-text-model/weights", test_weights);
   int status = at_test_run ();
   at_clip_tokenizer_free (tokenizer);

@@ -1,5 +1,4 @@
-/* at-clip-text-model.c: the SD 1.x CLIP text encoder's weights and forward pass on the
- * GPU. */
+/* at-clip-text-model.c: the CLIP text encoders' weights and forward pass on the GPU. */
 #include "image/at-clip-text-model.h"
 
 #include <math.h>
@@ -13,79 +12,107 @@
 #include "ops/at-ops-quant.h"
 #include "ref/at-ref.h"
 
-#define PREFIX "cond_stage_model.transformer.text_model."
+#define SD1_PREFIX "cond_stage_model.transformer.text_model."
+#define SD2_PREFIX "cond_stage_model.model."
 
-/* HF CLIPTextConfig.layer_norm_eps. */
+/* HF CLIPTextConfig.layer_norm_eps, and PyTorch's LayerNorm default that OpenCLIP keeps. */
 #define LN_EPS 1e-5f
 
 /* --- Tensors of the file ----------------------------------------------------------- */
 
-static gboolean
-find_layer (AtSafetensors *st, const AtClipTextHParams *hp, gint64 il, AtClipLayerTensors *l,
-            GError **error)
+/* The tensor names of one family: layers are prefix + layers + N + "." + a layer name. */
+typedef struct
 {
-  const gint64 d = hp->n_embd, ff = hp->n_ff;
-  GError *e = NULL;
+  const char *prefix, *token_embd, *pos_embd, *final_ln_w, *final_ln_b, *layers;
+  /* Layer tensors in the order of AtClipLayerTensors' fields; for a fused q, k, v the
+   * k and v names repeat q's. */
+  const char *layer[16];
+} Names;
 
-#define FIND(field, name, ne0, ne1)                                                                \
-  if (e == NULL)                                                                                   \
-    {                                                                                              \
-      g_autofree char *tensor_name                                                                 \
-          = g_strdup_printf (PREFIX "encoder.layers.%" G_GINT64_FORMAT "." name, il);              \
-      l->field = at_sd_checkpoint_find_tensor (st, tensor_name, ne0, ne1, &e);                     \
-    }
-  FIND (ln1_w, "layer_norm1.weight", d, 0);
-  FIND (ln1_b, "layer_norm1.bias", d, 0);
-  FIND (q_w, "self_attn.q_proj.weight", d, d);
-  FIND (q_b, "self_attn.q_proj.bias", d, 0);
-  FIND (k_w, "self_attn.k_proj.weight", d, d);
-  FIND (k_b, "self_attn.k_proj.bias", d, 0);
-  FIND (v_w, "self_attn.v_proj.weight", d, d);
-  FIND (v_b, "self_attn.v_proj.bias", d, 0);
-  FIND (out_w, "self_attn.out_proj.weight", d, d);
-  FIND (out_b, "self_attn.out_proj.bias", d, 0);
-  FIND (ln2_w, "layer_norm2.weight", d, 0);
-  FIND (ln2_b, "layer_norm2.bias", d, 0);
-  FIND (fc1_w, "mlp.fc1.weight", d, ff);
-  FIND (fc1_b, "mlp.fc1.bias", ff, 0);
-  FIND (fc2_w, "mlp.fc2.weight", ff, d);
-  FIND (fc2_b, "mlp.fc2.bias", d, 0);
-#undef FIND
-  if (e != NULL)
+static const Names sd1_names = {
+  SD1_PREFIX,
+  "embeddings.token_embedding.weight",
+  "embeddings.position_embedding.weight",
+  "final_layer_norm.weight",
+  "final_layer_norm.bias",
+  "encoder.layers.",
+  { "layer_norm1.weight", "layer_norm1.bias", "self_attn.q_proj.weight",
+    "self_attn.q_proj.bias", "self_attn.k_proj.weight", "self_attn.k_proj.bias",
+    "self_attn.v_proj.weight", "self_attn.v_proj.bias", "self_attn.out_proj.weight",
+    "self_attn.out_proj.bias", "layer_norm2.weight", "layer_norm2.bias", "mlp.fc1.weight",
+    "mlp.fc1.bias", "mlp.fc2.weight", "mlp.fc2.bias" },
+};
+
+static const Names sd2_names = {
+  SD2_PREFIX,
+  "token_embedding.weight",
+  "positional_embedding",
+  "ln_final.weight",
+  "ln_final.bias",
+  "transformer.resblocks.",
+  { "ln_1.weight", "ln_1.bias", "attn.in_proj_weight", "attn.in_proj_bias",
+    "attn.in_proj_weight", "attn.in_proj_bias", "attn.in_proj_weight", "attn.in_proj_bias",
+    "attn.out_proj.weight", "attn.out_proj.bias", "ln_2.weight", "ln_2.bias",
+    "mlp.c_fc.weight", "mlp.c_fc.bias", "mlp.c_proj.weight", "mlp.c_proj.bias" },
+};
+
+static gboolean
+find_layer (AtSafetensors *st, const Names *names, const AtClipTextHParams *hp, gboolean fused,
+            gint64 il, AtClipLayerTensors *l, GError **error)
+{
+  const gint64 d = hp->n_embd, ff = hp->n_ff, qkv = fused ? 3 * d : d;
+  /* [ne0, ne1] of each field, ne1 = 0 for vectors. */
+  const gint64 shapes[16][2] = {
+    { d, 0 }, { d, 0 }, { d, qkv }, { qkv, 0 }, { d, qkv }, { qkv, 0 }, { d, qkv }, { qkv, 0 },
+    { d, d }, { d, 0 }, { d, 0 },   { d, 0 },   { d, ff },  { ff, 0 },  { ff, d },  { d, 0 },
+  };
+  const AtSafetensorsTensor **fields[16] = {
+    &l->ln1_w, &l->ln1_b, &l->q_w,   &l->q_b,   &l->k_w,   &l->k_b,   &l->v_w,   &l->v_b,
+    &l->out_w, &l->out_b, &l->ln2_w, &l->ln2_b, &l->fc1_w, &l->fc1_b, &l->fc2_w, &l->fc2_b,
+  };
+
+  for (guint i = 0; i < G_N_ELEMENTS (fields); i++)
     {
-      g_propagate_error (error, e);
-      return FALSE;
+      g_autofree char *name = g_strdup_printf ("%s%s%" G_GINT64_FORMAT ".%s", names->prefix,
+                                               names->layers, il, names->layer[i]);
+
+      if (!(*fields[i] = at_sd_checkpoint_find_tensor (st, name, shapes[i][0], shapes[i][1],
+                                                       error)))
+        return FALSE;
     }
   return TRUE;
+}
+
+static const AtSafetensorsTensor *
+find_top (AtSafetensors *st, const Names *names, const char *name, gint64 ne0, gint64 ne1,
+          GError **error)
+{
+  g_autofree char *full = g_strconcat (names->prefix, name, NULL);
+
+  return at_sd_checkpoint_find_tensor (st, full, ne0, ne1, error);
 }
 
 gboolean
 at_clip_text_file_init (AtClipTextFile *file, AtSafetensors *st, GError **error)
 {
   const AtClipTextHParams *hp = &file->info.clip;
+  const Names *names;
 
   memset (file, 0, sizeof *file);
   if (!at_sd_checkpoint_detect (st, &file->info, error))
     return FALSE;
-  if (file->info.family != AT_SD_FAMILY_SD1)
-    {
-      g_set_error (error, AT_ERROR, AT_ERROR_UNSUPPORTED,
-                   "%s: the %s text encoder is not supported yet", at_safetensors_get_name (st),
-                   at_sd_family_name (file->info.family));
-      return FALSE;
-    }
-  if (!(file->token_embd = at_sd_checkpoint_find_tensor (
-            st, PREFIX "embeddings.token_embedding.weight", hp->n_embd, hp->n_vocab, error))
-      || !(file->pos_embd = at_sd_checkpoint_find_tensor (
-               st, PREFIX "embeddings.position_embedding.weight", hp->n_embd, hp->n_ctx, error))
-      || !(file->final_ln_w = at_sd_checkpoint_find_tensor (st, PREFIX "final_layer_norm.weight",
-                                                            hp->n_embd, 0, error))
-      || !(file->final_ln_b = at_sd_checkpoint_find_tensor (st, PREFIX "final_layer_norm.bias",
-                                                            hp->n_embd, 0, error)))
+  file->qkv_fused = file->info.family == AT_SD_FAMILY_SD2;
+  file->activation = file->qkv_fused ? AT_UNARY_GELU_ERF : AT_UNARY_GELU_QUICK;
+  names = file->qkv_fused ? &sd2_names : &sd1_names;
+  if (!(file->token_embd = find_top (st, names, names->token_embd, hp->n_embd, hp->n_vocab,
+                                     error))
+      || !(file->pos_embd = find_top (st, names, names->pos_embd, hp->n_embd, hp->n_ctx, error))
+      || !(file->final_ln_w = find_top (st, names, names->final_ln_w, hp->n_embd, 0, error))
+      || !(file->final_ln_b = find_top (st, names, names->final_ln_b, hp->n_embd, 0, error)))
     return FALSE;
   file->layers = g_new0 (AtClipLayerTensors, hp->n_layer);
   for (gint64 il = 0; il < hp->n_layer; il++)
-    if (!find_layer (st, hp, il, &file->layers[il], error))
+    if (!find_layer (st, names, hp, file->qkv_fused, il, &file->layers[il], error))
       {
         at_clip_text_file_clear (file);
         return FALSE;
@@ -111,6 +138,7 @@ struct _AtClipTextModel
 {
   AtGpu *gpu;
   AtClipTextHParams hp;
+  AtUnaryOp activation;
   AtTensor token_embd, pos_embd, final_ln_w, final_ln_b;
   Layer *layers;
   GPtrArray *buffers; /* AtGpuBuffer: one per tensor, then the activations */
@@ -135,46 +163,59 @@ model_buffer (AtClipTextModel *model, gsize size, AtGpuMemoryKind kind, GError *
   return buffer;
 }
 
-/* Uploads t into a buffer of its own: matrices in their type (F32, F16, BF16 all feed
- * mul_mat and get_rows), everything else (vectors, the position embedding that at_op_add
- * reads) converted to F32. */
+/* Uploads part `part` of n_parts equal parts of t (split along its outermost dimension)
+ * into a buffer of its own: matrices in their type (F32, F16, BF16 all feed mul_mat and
+ * get_rows), everything else (vectors, the position embedding that at_op_add reads)
+ * converted to F32. */
 static gboolean
-load_tensor (AtClipTextModel *model, const AtSafetensorsTensor *t, gboolean as_f32,
-             AtTensor *out, GError **error)
+load_part (AtClipTextModel *model, const AtSafetensorsTensor *t, guint part, guint n_parts,
+           gboolean as_f32, AtTensor *out, GError **error)
 {
   g_autofree float *converted = NULL;
   AtType type = as_f32 ? AT_TYPE_F32 : t->type;
-  gint64 ne1 = t->n_dims == 2 ? t->ne[1] : 1;
-  const void *data = t->data;
-  gsize size = at_tensor_contiguous_size (type, t->ne[0], ne1, 1, 1);
+  const gint64 ne0 = t->n_dims == 2 ? t->ne[0] : t->ne[0] / n_parts;
+  const gint64 ne1 = t->n_dims == 2 ? t->ne[1] / n_parts : 1;
+  const gint64 n = ne0 * ne1;
+  const guint8 *data = t->data + part * (t->size / n_parts);
+  gsize size = at_tensor_contiguous_size (type, ne0, ne1, 1, 1);
   AtGpuBuffer *buffer;
 
   if (type != t->type)
     {
-      converted = g_new (float, t->n_elements);
-      at_ref_dequantize_row (t->type, t->data, converted, t->n_elements);
-      data = converted;
+      converted = g_new (float, n);
+      at_ref_dequantize_row (t->type, data, converted, n);
+      data = (const guint8 *)converted;
     }
   if (!(buffer = model_buffer (model, size, AT_GPU_MEMORY_DEVICE, error)))
     {
       g_prefix_error (error, "tensor '%s': ", t->name);
       return FALSE;
     }
-  *out = at_tensor_make (buffer, 0, type, t->ne[0], ne1, 1, 1);
+  *out = at_tensor_make (buffer, 0, type, ne0, ne1, 1, 1);
   return at_gpu_upload (model->gpu, buffer, 0, data, size, error);
 }
 
 static gboolean
-load_layer (AtClipTextModel *model, const AtClipLayerTensors *f, Layer *l, GError **error)
+load_tensor (AtClipTextModel *model, const AtSafetensorsTensor *t, gboolean as_f32,
+             AtTensor *out, GError **error)
 {
+  return load_part (model, t, 0, 1, as_f32, out, error);
+}
+
+static gboolean
+load_layer (AtClipTextModel *model, const AtClipLayerTensors *f, gboolean fused, Layer *l,
+            GError **error)
+{
+  const guint n = fused ? 3 : 1, k = fused ? 1 : 0, v = fused ? 2 : 0;
+
   return load_tensor (model, f->ln1_w, TRUE, &l->ln1_w, error)
          && load_tensor (model, f->ln1_b, TRUE, &l->ln1_b, error)
-         && load_tensor (model, f->q_w, FALSE, &l->q_w, error)
-         && load_tensor (model, f->q_b, TRUE, &l->q_b, error)
-         && load_tensor (model, f->k_w, FALSE, &l->k_w, error)
-         && load_tensor (model, f->k_b, TRUE, &l->k_b, error)
-         && load_tensor (model, f->v_w, FALSE, &l->v_w, error)
-         && load_tensor (model, f->v_b, TRUE, &l->v_b, error)
+         && load_part (model, f->q_w, 0, n, FALSE, &l->q_w, error)
+         && load_part (model, f->q_b, 0, n, TRUE, &l->q_b, error)
+         && load_part (model, f->k_w, k, n, FALSE, &l->k_w, error)
+         && load_part (model, f->k_b, k, n, TRUE, &l->k_b, error)
+         && load_part (model, f->v_w, v, n, FALSE, &l->v_w, error)
+         && load_part (model, f->v_b, v, n, TRUE, &l->v_b, error)
          && load_tensor (model, f->out_w, FALSE, &l->out_w, error)
          && load_tensor (model, f->out_b, TRUE, &l->out_b, error)
          && load_tensor (model, f->ln2_w, TRUE, &l->ln2_w, error)
@@ -218,6 +259,7 @@ at_clip_text_model_new (AtGpu *gpu, AtSafetensors *st, GError **error)
     return NULL;
   model->gpu = gpu;
   model->hp = file.info.clip;
+  model->activation = file.activation;
   model->buffers = g_ptr_array_new_with_free_func ((GDestroyNotify)at_gpu_buffer_free);
   model->layers = g_new0 (Layer, model->hp.n_layer);
   ok = load_tensor (model, file.token_embd, FALSE, &model->token_embd, error)
@@ -225,7 +267,7 @@ at_clip_text_model_new (AtGpu *gpu, AtSafetensors *st, GError **error)
        && load_tensor (model, file.final_ln_w, TRUE, &model->final_ln_w, error)
        && load_tensor (model, file.final_ln_b, TRUE, &model->final_ln_b, error);
   for (gint64 il = 0; ok && il < model->hp.n_layer; il++)
-    ok = load_layer (model, &file.layers[il], &model->layers[il], error);
+    ok = load_layer (model, &file.layers[il], file.qkv_fused, &model->layers[il], error);
   at_clip_text_file_clear (&file);
   if (!ok || !alloc_activations (model, error))
     return NULL;
@@ -311,7 +353,7 @@ feed_forward (AtClipTextModel *model, const Layer *l)
 
   at_op_layer_norm (batch, &x, &l->ln2_w, &l->ln2_b, &xb, LN_EPS);
   linear (batch, &l->fc1_w, &l->fc1_b, &xb, &ff);
-  at_op_unary (batch, AT_UNARY_GELU_QUICK, &ff, &ff);
+  at_op_unary (batch, model->activation, &ff, &ff);
   linear (batch, &l->fc2_w, &l->fc2_b, &ff, &xb);
   at_op_add (batch, &x, &xb, &x);
 }

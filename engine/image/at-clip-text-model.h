@@ -1,18 +1,21 @@
-/* at-clip-text-model.h: the SD 1.x text encoder (CLIP ViT-L/14, HF CLIPTextModel keys
- * under cond_stage_model.transformer.text_model.) on the GPU (CPU reference:
+/* at-clip-text-model.h: the text encoders of SD 1.x (CLIP ViT-L/14, HF CLIPTextModel
+ * keys under cond_stage_model.transformer.text_model.) and SD 2.x (OpenCLIP ViT-H/14,
+ * open_clip keys under cond_stage_model.model.) on the GPU (CPU reference:
  * ref/at-ref-clip-text-model.h).
  *
- * Pre-LN transformer: x = token_embedding[ids] + position_embedding; per layer
- * x += out_proj (causal attention (layer_norm1 (x))), x += fc2 (quick_gelu (fc1
- * (layer_norm2 (x)))); the output is final_layer_norm of the last layer's x, or with
- * clip skip n of the x n - 1 layers before the end. As A1111's
- * FrozenCLIPEmbedderWithCustomWords.encode_with_transformers, final_layer_norm is applied
- * to the skipped layer's output too (the UNet was trained on normed states).
+ * Both are the same pre-LN transformer: x = token_embedding[ids] + position_embedding;
+ * per layer x += out_proj (causal attention (layer_norm1 (x))), x += fc2 (act (fc1
+ * (layer_norm2 (x)))) with act quick_gelu for CLIP and the erf GELU for OpenCLIP; the
+ * output is final_layer_norm of the last layer's x, or with clip skip n of the x n - 1
+ * layers before the end. As A1111's FrozenCLIPEmbedderWithCustomWords and ldm's
+ * FrozenOpenCLIPEmbedder (layer "penultimate") do, final_layer_norm is applied to the
+ * skipped layer's output too: the UNets were trained on normed states.
  */
 #pragma once
 
 #include "gpu/at-gpu.h"
 #include "image/at-sd-checkpoint.h"
+#include "ops/at-ops-norm.h"
 
 G_BEGIN_DECLS
 
@@ -24,12 +27,17 @@ typedef struct {
 /* The text encoder's tensors in the file, every shape checked. */
 typedef struct {
   AtSdCheckpointInfo info;
+  AtUnaryOp activation; /* of the MLP */
+  /* OpenCLIP's attention has one in_proj [n_embd, 3 n_embd] and bias [3 n_embd]: then
+   * q_w, k_w and v_w are all that tensor (q its first third, k the second, v the last),
+   * and likewise the biases. */
+  gboolean qkv_fused;
   const AtSafetensorsTensor *token_embd, *pos_embd, *final_ln_w, *final_ln_b;
   AtClipLayerTensors *layers; /* info.clip.n_layer */
 } AtClipTextFile;
 
-/* Fails as at_sd_checkpoint_detect, with AT_ERROR_UNSUPPORTED for SD 2.x's OpenCLIP
- * encoder (not done yet), or AT_ERROR_INVALID_FILE naming a missing or misshapen tensor. */
+/* Fails as at_sd_checkpoint_detect, or with AT_ERROR_INVALID_FILE naming a missing or
+ * misshapen tensor. */
 gboolean at_clip_text_file_init (AtClipTextFile *file, AtSafetensors *st, GError **error);
 void at_clip_text_file_clear (AtClipTextFile *file);
 
@@ -43,7 +51,7 @@ void at_clip_text_model_free (AtClipTextModel *model);
 const AtClipTextHParams *at_clip_text_model_get_hparams (AtClipTextModel *model);
 
 /* out [n_ctx][n_embd] = the encoder output for one window of n_ctx ids, recorded in one
- * batch. clip_skip >= 1 (1: last layer) and < n_layer + 1. */
+ * batch. 1 <= clip_skip <= n_layer (1: the last layer). */
 gboolean at_clip_text_model_encode (AtClipTextModel *model, const gint32 *ids, int clip_skip,
                                     float *out, GError **error);
 

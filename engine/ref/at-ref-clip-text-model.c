@@ -11,27 +11,43 @@
 
 #define LN_EPS 1e-5f
 
-/* The tensor's elements as F32 (freed by the caller). */
+/* Part `part` of n_parts equal parts of t's elements as F32 (freed by the caller). */
 static float *
-to_f32 (const AtSafetensorsTensor *t)
+part_f32 (const AtSafetensorsTensor *t, guint part, guint n_parts)
 {
-  float *values = g_new (float, t->n_elements);
+  const gint64 n = t->n_elements / n_parts;
+  float *values = g_new (float, n);
 
-  at_ref_dequantize_row (t->type, t->data, values, t->n_elements);
+  at_ref_dequantize_row (t->type, t->data + part * (t->size / n_parts), values, n);
   return values;
 }
 
-/* dst [n][m] = w x + bias for x [n][k] and w of the file [k, m]. */
+static float *
+to_f32 (const AtSafetensorsTensor *t)
+{
+  return part_f32 (t, 0, 1);
+}
+
+/* dst [n][m] = w x + bias for x [n][k], with w [k, m] and bias part `part` of n_parts of
+ * the file's tensors. */
+static void
+linear_part (const AtSafetensorsTensor *w, const AtSafetensorsTensor *bias, guint part,
+             guint n_parts, const float *x, gint64 n, float *dst)
+{
+  const gint64 m = w->ne[1] / n_parts;
+  g_autofree float *wf = part_f32 (w, part, n_parts);
+  g_autofree float *bf = part_f32 (bias, part, n_parts);
+  const gint64 dst_ne[4] = { m, n, 1, 1 }, b_ne[4] = { m, 1, 1, 1 };
+
+  at_ref_mul_mat (wf, x, dst, w->ne[0], m, n);
+  at_ref_add (dst, dst_ne, bf, b_ne, dst);
+}
+
 static void
 linear (const AtSafetensorsTensor *w, const AtSafetensorsTensor *bias, const float *x,
         gint64 n, float *dst)
 {
-  g_autofree float *wf = to_f32 (w);
-  g_autofree float *bf = to_f32 (bias);
-  const gint64 dst_ne[4] = { w->ne[1], n, 1, 1 }, b_ne[4] = { w->ne[1], 1, 1, 1 };
-
-  at_ref_mul_mat (wf, x, dst, w->ne[0], w->ne[1], n);
-  at_ref_add (dst, dst_ne, bf, b_ne, dst);
+  linear_part (w, bias, 0, 1, x, n, dst);
 }
 
 static void
@@ -68,6 +84,7 @@ at_ref_clip_text_encode (const AtClipTextFile *file, const gint32 *ids, int clip
 {
   const AtClipTextHParams *hp = &file->info.clip;
   const gint64 d = hp->n_embd, n = hp->n_ctx, hd = d / hp->n_head;
+  const guint n_parts = file->qkv_fused ? 3 : 1;
   const AtRefAttnShape shape = { hd, n, n, hp->n_head, hp->n_head, 1.0 / sqrt ((double)hd),
                                  TRUE, 0 };
   g_autofree float *x = g_new (float, d * n), *xb = g_new (float, d * n);
@@ -85,9 +102,9 @@ at_ref_clip_text_encode (const AtClipTextFile *file, const gint32 *ids, int clip
       const AtClipLayerTensors *l = &file->layers[il];
 
       layer_norm (l->ln1_w, l->ln1_b, x, d, n, xb);
-      linear (l->q_w, l->q_b, xb, n, q);
-      linear (l->k_w, l->k_b, xb, n, k);
-      linear (l->v_w, l->v_b, xb, n, v);
+      linear_part (l->q_w, l->q_b, 0, n_parts, xb, n, q);
+      linear_part (l->k_w, l->k_b, n_parts == 3 ? 1 : 0, n_parts, xb, n, k);
+      linear_part (l->v_w, l->v_b, n_parts == 3 ? 2 : 0, n_parts, xb, n, v);
       split_heads (q, hd, hp->n_head, n, qh);
       split_heads (k, hd, hp->n_head, n, kh);
       split_heads (v, hd, hp->n_head, n, vh);
@@ -97,7 +114,7 @@ at_ref_clip_text_encode (const AtClipTextFile *file, const gint32 *ids, int clip
 
       layer_norm (l->ln2_w, l->ln2_b, x, d, n, xb);
       linear (l->fc1_w, l->fc1_b, xb, n, ff);
-      at_ref_unary (AT_UNARY_GELU_QUICK, ff, hp->n_ff * n, ff);
+      at_ref_unary (file->activation, ff, hp->n_ff * n, ff);
       linear (l->fc2_w, l->fc2_b, ff, n, xb);
       add_in_place (x, xb, d * n);
     }
