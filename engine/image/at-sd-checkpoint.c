@@ -23,6 +23,25 @@ static const struct
   { "double_blocks.", "Flux" },
 };
 
+/* The supported families: where their text encoder's tensors are. */
+typedef struct
+{
+  const char *prefix;
+  AtSdFamily family;
+  AtSdPrediction prediction;
+  int clip_skip;
+  /* Under prefix; a layer's tensors are layers + N + "." + their name. */
+  const char *token_embd, *pos_embd, *layers, *layer_norm, *fc1;
+} Family;
+
+static const Family families[] = {
+  { SD1_PREFIX, AT_SD_FAMILY_SD1, AT_SD_PREDICTION_EPSILON, 1,
+    "embeddings.token_embedding.weight", "embeddings.position_embedding.weight",
+    "encoder.layers.", "layer_norm1.weight", "mlp.fc1.weight" },
+  { SD2_PREFIX, AT_SD_FAMILY_SD2, AT_SD_PREDICTION_UNKNOWN, 2, "token_embedding.weight",
+    "positional_embedding", "transformer.resblocks.", "ln_1.weight", "mlp.c_fc.weight" },
+};
+
 const char *
 at_sd_family_name (AtSdFamily family)
 {
@@ -146,25 +165,20 @@ at_sd_checkpoint_detect (AtSafetensors *st, AtSdCheckpointInfo *info, GError **e
                      at_safetensors_get_name (st), unsupported_families[i].family);
         return FALSE;
       }
-  if (has_prefix (st, SD1_PREFIX))
+  for (gsize i = 0; i < G_N_ELEMENTS (families); i++)
     {
-      info->family = AT_SD_FAMILY_SD1;
-      info->prediction = AT_SD_PREDICTION_EPSILON;
-      info->default_clip_skip = 1;
-      return read_clip_hparams (st, SD1_PREFIX "embeddings.token_embedding.weight",
-                                SD1_PREFIX "embeddings.position_embedding.weight",
-                                SD1_PREFIX "encoder.layers.", "layer_norm1.weight",
-                                "mlp.fc1.weight", &info->clip, error);
-    }
-  if (has_prefix (st, SD2_PREFIX))
-    {
-      info->family = AT_SD_FAMILY_SD2;
-      info->prediction = AT_SD_PREDICTION_UNKNOWN;
-      info->default_clip_skip = 2;
-      return read_clip_hparams (st, SD2_PREFIX "token_embedding.weight",
-                                SD2_PREFIX "positional_embedding",
-                                SD2_PREFIX "transformer.resblocks.", "ln_1.weight",
-                                "mlp.c_fc.weight", &info->clip, error);
+      const Family *f = &families[i];
+      g_autofree char *token_embd = g_strconcat (f->prefix, f->token_embd, NULL);
+      g_autofree char *pos_embd = g_strconcat (f->prefix, f->pos_embd, NULL);
+      g_autofree char *layers = g_strconcat (f->prefix, f->layers, NULL);
+
+      if (!has_prefix (st, f->prefix))
+        continue;
+      info->family = f->family;
+      info->prediction = f->prediction;
+      info->default_clip_skip = f->clip_skip;
+      return read_clip_hparams (st, token_embd, pos_embd, layers, f->layer_norm, f->fc1,
+                                &info->clip, error);
     }
   g_set_error (error, AT_ERROR, AT_ERROR_UNSUPPORTED,
                "%s: this model family is not supported yet (no SD 1.x or SD 2.x text encoder "
