@@ -154,11 +154,19 @@ tokenize (const char *prompt, gint32 pad_id)
   return tokens;
 }
 
+typedef struct
+{
+  AtSdFixtureLayout layout;
+  const char *matrix_dtype;
+} EncodeCase;
+
 static void
 test_encode (gconstpointer data)
 {
-  const AtSdFixtureLayout layout = GPOINTER_TO_INT (data);
-  AtSdFixture fixture = { .layout = layout, .seed = at_test_seed () };
+  const EncodeCase *c = data;
+  const AtSdFixtureLayout layout = c->layout;
+  AtSdFixture fixture = { .layout = layout, .seed = at_test_seed (),
+                          .matrix_dtype = c->matrix_dtype };
   g_autoptr (AtSafetensors) st = open_fixture (&fixture);
   g_autoptr (AtClipPromptTokens) tokens
       = tokenize ("a photo of a cat", layout == AT_SD_FIXTURE_SD2 ? 0 : EOS);
@@ -186,7 +194,7 @@ test_encode (gconstpointer data)
       g_assert_true (at_clip_text_model_encode (model, tokens->ids, clip_skip, got, &error));
       g_assert_no_error (error);
       at_ref_clip_text_encode (&file, tokens->ids, clip_skip, want);
-      /* Same F16 weights on both sides; the GPU sums in F32 (two matmuls and attention
+      /* Same weights on both sides; the GPU sums in F32 (two matmuls and attention
        * per layer over 128..512 terms), the reference in double, and final_layer_norm
        * keeps the errors relative. F32 rounding gives ~3e-7; 1e-4 leaves room for other
        * devices' summation orders while a wrong mask, scale or activation is off by
@@ -261,10 +269,21 @@ main (int argc, char **argv)
   g_test_add_func ("/image/sd-checkpoint/detect-sd2", test_detect_sd2);
   g_test_add_func ("/image/sd-checkpoint/unsupported", test_detect_unsupported);
   g_test_add_func ("/image/clip-text-model/malformed", test_malformed);
-  g_test_add_data_func ("/image/clip-text-model/encode-sd1",
-                        GINT_TO_POINTER (AT_SD_FIXTURE_SD1), test_encode);
-  g_test_add_data_func ("/image/clip-text-model/encode-sd2",
-                        GINT_TO_POINTER (AT_SD_FIXTURE_SD2), test_encode);
+  static const EncodeCase encode_cases[] = {
+    { AT_SD_FIXTURE_SD1, NULL },
+    { AT_SD_FIXTURE_SD1, "BF16" },
+    { AT_SD_FIXTURE_SD2, NULL },
+    { AT_SD_FIXTURE_SD2, "F32" },
+  };
+  for (gsize i = 0; i < G_N_ELEMENTS (encode_cases); i++)
+    {
+      const EncodeCase *c = &encode_cases[i];
+      g_autofree char *test_path = g_strdup_printf (
+          "/image/clip-text-model/encode-%s-%s", c->layout == AT_SD_FIXTURE_SD2 ? "sd2" : "sd1",
+          c->matrix_dtype ? c->matrix_dtype : "F16");
+
+      g_test_add_data_func (test_path, c, test_encode);
+    }
   g_test_add_func ("/image/clip-text-model/weights", test_weights);
   int status = at_test_run ();
   at_clip_tokenizer_free (tokenizer);

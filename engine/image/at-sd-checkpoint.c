@@ -64,14 +64,14 @@ at_sd_checkpoint_find_tensor (AtSafetensors *st, const char *name, gint64 ne0, g
   if (t->n_dims != n_dims || t->ne[0] != ne0 || (n_dims == 2 && t->ne[1] != ne1))
     {
       g_autoptr (GString) shape = g_string_new (NULL);
+      g_autofree char *expected
+          = n_dims == 2 ? g_strdup_printf ("%" G_GINT64_FORMAT ", %" G_GINT64_FORMAT, ne0, ne1)
+                        : g_strdup_printf ("%" G_GINT64_FORMAT, ne0);
 
       for (guint i = 0; i < t->n_dims; i++)
         g_string_append_printf (shape, "%s%" G_GINT64_FORMAT, i ? ", " : "", t->ne[i]);
-      g_set_error (error, AT_ERROR, AT_ERROR_INVALID_FILE,
-                   "%s: tensor '%s' is [%s], expected [%" G_GINT64_FORMAT "%s%.0" G_GINT64_FORMAT
-                   "]",
-                   at_safetensors_get_name (st), name, shape->str, ne0, n_dims == 2 ? ", " : "",
-                   n_dims == 2 ? ne1 : 0);
+      g_set_error (error, AT_ERROR, AT_ERROR_INVALID_FILE, "%s: tensor '%s' is [%s], expected [%s]",
+                   at_safetensors_get_name (st), name, shape->str, expected);
       return NULL;
     }
   return at_safetensors_tensor_check_supported (st, t, error) ? t : NULL;
