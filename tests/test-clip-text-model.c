@@ -255,6 +255,37 @@ test_weights (void)
   }
 }
 
+/* A prompt of two windows: each encoded and weighted on its own, then joined. */
+static void
+test_encode_prompt (void)
+{
+  AtSdFixture fixture = { .layout = AT_SD_FIXTURE_SD1, .seed = at_test_seed (), .n_embd = 64,
+                          .n_layer = 1 };
+  g_autoptr (AtSafetensors) st = open_fixture (&fixture);
+  g_autoptr (GError) error = NULL;
+  g_autoptr (AtClipTextModel) model = at_clip_text_model_new (at_test_gpu (), st, &error);
+  g_autoptr (AtClipPromptTokens) tokens = at_clip_tokenizer_encode_prompt (
+      tokenizer, "a photo of a (cat:1.3) BREAK [a dog] on a sofa", EOS, &error);
+  const gsize window = 77 * 64;
+
+  g_assert_no_error (error);
+  g_assert_cmpuint (tokens->n_chunks, ==, 2);
+  g_autofree float *got = g_new (float, 2 * window), *want = g_new (float, 2 * window);
+
+  g_assert_true (at_clip_text_model_encode_prompt (model, tokens, 1, got, &error));
+  g_assert_no_error (error);
+  for (guint c = 0; c < 2; c++)
+    {
+      g_assert_true (at_clip_text_model_encode (model, tokens->ids + c * 77, 1, want + c * window,
+                                                &error));
+      at_clip_apply_weights (want + c * window, tokens->weights + c * 77, 77, 64);
+    }
+  g_assert_cmpmem (got, 2 * window * sizeof (float), want, 2 * window * sizeof (float));
+  /* The weights made a difference in both windows. */
+  g_assert_cmpfloat (tokens->weights[5], >, 1.0f);
+  g_assert_cmpfloat (tokens->weights[77 + 1], <, 1.0f);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -285,6 +316,7 @@ main (int argc, char **argv)
       g_test_add_data_func (test_path, c, test_encode);
     }
   g_test_add_func ("/image/clip-text-model/weights", test_weights);
+  g_test_add_func ("/image/clip-text-model/encode-prompt", test_encode_prompt);
   int status = at_test_run ();
   at_clip_tokenizer_free (tokenizer);
   return status;

@@ -416,3 +416,28 @@ at_clip_apply_weights (float *z, const float *weights, gsize n_tokens, gint64 n_
   for (gsize i = 0; i < n; i++)
     z[i] = (float)(z[i] * (original_mean / new_mean));
 }
+
+gboolean
+at_clip_text_model_encode_prompt (AtClipTextModel *model, const AtClipPromptTokens *tokens,
+                                  int clip_skip, float *out, GError **error)
+{
+  const AtClipTextHParams *hp = &model->hp;
+  const gsize window = (gsize)hp->n_ctx * hp->n_embd;
+
+  if (hp->n_ctx != AT_CLIP_CONTEXT)
+    {
+      g_set_error (error, AT_ERROR, AT_ERROR_UNSUPPORTED,
+                   "the text encoder takes %" G_GINT64_FORMAT " tokens, not windows of %d",
+                   hp->n_ctx, AT_CLIP_CONTEXT);
+      return FALSE;
+    }
+  for (guint c = 0; c < tokens->n_chunks; c++)
+    {
+      if (!at_clip_text_model_encode (model, tokens->ids + c * AT_CLIP_CONTEXT, clip_skip,
+                                      out + c * window, error))
+        return FALSE;
+      at_clip_apply_weights (out + c * window, tokens->weights + c * AT_CLIP_CONTEXT,
+                             AT_CLIP_CONTEXT, hp->n_embd);
+    }
+  return TRUE;
+}

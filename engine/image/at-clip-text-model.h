@@ -14,6 +14,7 @@
 #pragma once
 
 #include "gpu/at-gpu.h"
+#include "image/at-clip-tokenizer.h"
 #include "image/at-sd-checkpoint.h"
 #include "ops/at-ops-norm.h"
 
@@ -54,6 +55,13 @@ const AtClipTextHParams *at_clip_text_model_get_hparams (AtClipTextModel *model)
  * batch. 1 <= clip_skip <= n_layer (1: the last layer). */
 gboolean at_clip_text_model_encode (AtClipTextModel *model, const gint32 *ids, int clip_skip,
                                     float *out, GError **error);
+
+/* The conditioning of a tokenized prompt as A1111 builds it: each window encoded on its
+ * own, weighted (at_clip_apply_weights), and the windows joined along the tokens:
+ * out [n_chunks * n_ctx][n_embd]. The windows must be n_ctx = AT_CLIP_CONTEXT long. */
+gboolean at_clip_text_model_encode_prompt (AtClipTextModel *model,
+                                           const AtClipPromptTokens *tokens, int clip_skip,
+                                           float *out, GError **error);
 
 /* A1111's emphasis on one window z [n_tokens][n_embd]: each token's vector multiplied by
  * its weight, then all of z scaled so that its mean is the mean it had before
