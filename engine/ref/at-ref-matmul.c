@@ -1,4 +1,5 @@
 #include "ref/at-ref-matmul.h"
+#include "ref/at-ref-quant.h"
 
 void
 at_ref_mul_mat_batched (const float *w, const gint64 w_ne[4], const float *x,
@@ -14,14 +15,7 @@ at_ref_mul_mat_batched (const float *w, const gint64 w_ne[4], const float *x,
         const float *x_mat = x + (i3 * x_ne[2] + i2) * n * k;
         float *d_mat = dst + (i3 * x_ne[2] + i2) * n * m;
 
-        for (gint64 j = 0; j < n; j++)
-          for (gint64 i = 0; i < m; i++)
-            {
-              double sum = 0;
-              for (gint64 l = 0; l < k; l++)
-                sum += (double) w_mat[i * k + l] * x_mat[j * k + l];
-              d_mat[j * m + i] = (float) sum;
-            }
+        at_ref_mul_mat (w_mat, x_mat, d_mat, k, m, n);
       }
 }
 
