@@ -40,6 +40,7 @@ struct _AtGpuBuffer {
 typedef struct {
   VkPipeline pipeline;
   guint n_bindings;
+  const char *name; /* the embedded variant's (static) name: the timing label */
 } Pipeline;
 
 struct _AtGpu {
@@ -1126,6 +1127,7 @@ get_pipeline (AtGpu *gpu, const char *shader, const guint32 *spec, guint n_spec,
       pipeline = g_new0 (Pipeline, 1);
       pipeline->pipeline = handle;
       pipeline->n_bindings = n_bindings;
+      pipeline->name = blob->name;
       g_hash_table_insert (gpu->pipelines, g_strdup (key), pipeline);
     }
 out:
@@ -1400,11 +1402,7 @@ at_batch_dispatch (AtBatch *batch, const char *shader, const guint32 *spec, guin
                         VK_SHADER_STAGE_COMPUTE_BIT, 0, push_size, push);
   vkCmdDispatch (batch->cmd, groups_x, groups_y, groups_z);
   if (batch->query_pool)
-    {
-      const AtShaderBlob *blob = bsearch (shader, at_shader_blobs, at_n_shader_blobs,
-                                          sizeof (AtShaderBlob), compare_blob_name);
-      write_timestamp (batch, blob->name);
-    }
+    write_timestamp (batch, pipeline->name);
 }
 
 void
