@@ -22,6 +22,9 @@ packages=(
   mesa-vulkan-drivers vulkan-validationlayers vulkan-tools
   libgtk-4-dev libadwaita-1-dev libgtksourceview-5-dev librsvg2-common gettext
   desktop-file-utils appstream xvfb xauth
+  libsqlite3-dev libsoup-3.0-dev libwebp-dev
+  libespeak-ng-dev espeak-ng-data libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev
+  gstreamer1.0-plugins-base gstreamer1.0-plugins-good libgtk-4-media-gstreamer
 )
 
 install_missing() {

@@ -14,6 +14,8 @@ struct _AtelierApplication
   GSettings *settings;
   AtEngine *engine;
   GError *engine_error;
+  AtelierLibrary *library;
+  GError *library_error;
 };
 
 G_DEFINE_FINAL_TYPE (AtelierApplication, atelier_application, ADW_TYPE_APPLICATION)
@@ -71,6 +73,7 @@ atelier_application_startup (GApplication *app)
   static const char *quit_accels[] = { "<Control>q", NULL };
   static const char *pages[] = { "write", "image", "audio", "gallery", "models" };
   g_autofree char *device = NULL;
+  g_autofree char *library_folder = NULL;
 
   G_APPLICATION_CLASS (atelier_application_parent_class)->startup (app);
 
@@ -94,6 +97,11 @@ atelier_application_startup (GApplication *app)
   /* An empty setting means "the best device, or $ATELIER_DEVICE". */
   device = g_settings_get_string (self->settings, "device");
   self->engine = at_engine_new (device[0] != '\0' ? device : NULL, &self->engine_error);
+
+  library_folder = g_strdup (g_getenv ("ATELIER_LIBRARY_DIR"));
+  if (library_folder == NULL)
+    library_folder = atelier_library_default_folder ();
+  self->library = atelier_library_new (library_folder, &self->library_error);
 }
 
 static void
@@ -113,6 +121,8 @@ atelier_application_dispose (GObject *object)
 
   g_clear_object (&self->engine);
   g_clear_error (&self->engine_error);
+  g_clear_object (&self->library);
+  g_clear_error (&self->library_error);
   g_clear_object (&self->settings);
   G_OBJECT_CLASS (atelier_application_parent_class)->dispose (object);
 }
@@ -156,4 +166,13 @@ atelier_application_get_engine (AtelierApplication *self, GError **error)
   if (self->engine == NULL && error != NULL)
     *error = g_error_copy (self->engine_error);
   return self->engine;
+}
+
+AtelierLibrary *
+atelier_application_get_library (AtelierApplication *self, GError **error)
+{
+  g_return_val_if_fail (ATELIER_IS_APPLICATION (self), NULL);
+  if (self->library == NULL && error != NULL)
+    *error = g_error_copy (self->library_error);
+  return self->library;
 }

@@ -4,6 +4,7 @@
 #include <adwaita.h>
 
 #include "atelier-engine.h"
+#include "atelier-library.h"
 
 G_BEGIN_DECLS
 
@@ -16,5 +17,8 @@ AtelierApplication *atelier_application_new (void);
 GSettings *atelier_application_get_settings (AtelierApplication *self);
 /* The engine opened at startup, or NULL with the reason it could not be opened. */
 AtEngine *atelier_application_get_engine (AtelierApplication *self, GError **error);
+/* The asset library opened at startup (in $ATELIER_LIBRARY_DIR when set, for tests), or
+ * NULL with the reason it could not be opened. */
+AtelierLibrary *atelier_application_get_library (AtelierApplication *self, GError **error);
 
 G_END_DECLS

@@ -3,7 +3,11 @@
 
 #include <glib/gi18n.h>
 
+#include "atelier-audio-page.h"
+#include "atelier-gallery-page.h"
+#include "atelier-image-page.h"
 #include "atelier-model-files.h"
+#include "atelier-models-page.h"
 #include "atelier-window.h"
 #include "atelier-write-page.h"
 
@@ -22,15 +26,14 @@ struct _AtelierWindow
   GtkLabel *error_label;
   GtkStack *stack;
   AtelierWritePage *write_page;
-  GtkStack *models_stack;
-  AdwStatusPage *models_empty;
-  GtkLabel *models_folder_label;
-  GtkListBox *models_list;
+  AtelierImagePage *image_page;
+  AtelierAudioPage *audio_page;
+  AtelierGalleryPage *gallery_page;
+  AtelierModelsPage *models_page;
 
   GSettings *settings;
   AtEngine *engine;
   guint memory_source;
-  GCancellable *cancellable;
 };
 
 G_DEFINE_FINAL_TYPE (AtelierWindow, atelier_window, ADW_TYPE_APPLICATION_WINDOW)
@@ -121,73 +124,10 @@ show_engine (AtelierWindow *self, AtelierApplication *app)
     }
 }
 
-static GtkWidget *
-model_row_new (const AtelierModelFile *file)
-{
-  GtkWidget *row = adw_action_row_new ();
-  g_autofree char *size = g_format_size (file->size);
-
-  adw_preferences_row_set_title (ADW_PREFERENCES_ROW (row), file->name);
-  adw_preferences_row_set_use_markup (ADW_PREFERENCES_ROW (row), FALSE);
-  adw_action_row_set_subtitle (ADW_ACTION_ROW (row), size);
-  return row;
-}
-
-static char *
-models_folder (AtelierWindow *self)
-{
-  g_autofree char *folder = g_settings_get_string (self->settings, "models-folder");
-
-  if (folder[0] == '\0')
-    return g_build_filename (g_get_user_data_dir (), "atelier", "models", NULL);
-  return g_steal_pointer (&folder);
-}
-
 static void
-models_listed (GObject *source, GAsyncResult *result, gpointer user_data)
+on_model_files_changed (AtelierWindow *self, const char *folder, GPtrArray *files)
 {
-  g_autoptr (GError) error = NULL;
-  g_autoptr (GPtrArray) files = atelier_model_files_list_finish (result, &error);
-  g_autofree char *folder = NULL;
-  AtelierWindow *self;
-  GtkWidget *child;
-
-  if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
-    return;
-  self = ATELIER_WINDOW (user_data);
-  if (files == NULL)
-    {
-      adw_status_page_set_description (self->models_empty, error->message);
-      gtk_stack_set_visible_child_name (self->models_stack, "empty");
-      return;
-    }
-
-  folder = models_folder (self);
   atelier_write_page_set_model_files (self->write_page, folder, files);
-  while ((child = gtk_widget_get_first_child (GTK_WIDGET (self->models_list))) != NULL)
-    gtk_list_box_remove (self->models_list, child);
-  for (guint i = 0; i < files->len; i++)
-    gtk_list_box_append (self->models_list, model_row_new (g_ptr_array_index (files, i)));
-  gtk_stack_set_visible_child_name (self->models_stack, files->len > 0 ? "list" : "empty");
-}
-
-static void
-list_models (AtelierWindow *self)
-{
-  g_autofree char *folder = models_folder (self);
-  g_autofree char *empty_text = NULL;
-  g_autofree char *folder_text = NULL;
-
-  /* A listing of the previous folder must not land after this one. */
-  g_cancellable_cancel (self->cancellable);
-  g_clear_object (&self->cancellable);
-  self->cancellable = g_cancellable_new ();
-
-  empty_text = g_strdup_printf (_("Add a GGUF or .safetensors file to %s."), folder);
-  adw_status_page_set_description (self->models_empty, empty_text);
-  folder_text = g_strdup_printf (_("Models in %s"), folder);
-  gtk_label_set_text (self->models_folder_label, folder_text);
-  atelier_model_files_list_async (folder, self->cancellable, models_listed, self);
 }
 
 static void
@@ -195,8 +135,6 @@ atelier_window_dispose (GObject *object)
 {
   AtelierWindow *self = ATELIER_WINDOW (object);
 
-  g_cancellable_cancel (self->cancellable);
-  g_clear_object (&self->cancellable);
   g_clear_handle_id (&self->memory_source, g_source_remove);
   g_clear_object (&self->engine);
   g_clear_object (&self->settings);
@@ -222,10 +160,10 @@ atelier_window_class_init (AtelierWindowClass *klass)
   gtk_widget_class_bind_template_child (widget_class, AtelierWindow, error_label);
   gtk_widget_class_bind_template_child (widget_class, AtelierWindow, stack);
   gtk_widget_class_bind_template_child (widget_class, AtelierWindow, write_page);
-  gtk_widget_class_bind_template_child (widget_class, AtelierWindow, models_stack);
-  gtk_widget_class_bind_template_child (widget_class, AtelierWindow, models_empty);
-  gtk_widget_class_bind_template_child (widget_class, AtelierWindow, models_folder_label);
-  gtk_widget_class_bind_template_child (widget_class, AtelierWindow, models_list);
+  gtk_widget_class_bind_template_child (widget_class, AtelierWindow, image_page);
+  gtk_widget_class_bind_template_child (widget_class, AtelierWindow, audio_page);
+  gtk_widget_class_bind_template_child (widget_class, AtelierWindow, gallery_page);
+  gtk_widget_class_bind_template_child (widget_class, AtelierWindow, models_page);
   gtk_widget_class_bind_template_callback (widget_class, on_back_clicked);
   gtk_widget_class_bind_template_callback (widget_class, on_visible_page_changed);
 }
@@ -234,6 +172,10 @@ static void
 atelier_window_init (AtelierWindow *self)
 {
   g_type_ensure (ATELIER_TYPE_WRITE_PAGE);
+  g_type_ensure (ATELIER_TYPE_IMAGE_PAGE);
+  g_type_ensure (ATELIER_TYPE_AUDIO_PAGE);
+  g_type_ensure (ATELIER_TYPE_GALLERY_PAGE);
+  g_type_ensure (ATELIER_TYPE_MODELS_PAGE);
   gtk_widget_init_template (GTK_WIDGET (self));
   g_action_map_add_action_entries (G_ACTION_MAP (self), win_actions,
                                    G_N_ELEMENTS (win_actions), self);
@@ -246,9 +188,12 @@ atelier_window_new (AtelierApplication *app)
   AtelierWindow *self = g_object_new (ATELIER_TYPE_WINDOW, "application", app, NULL);
 
   self->settings = g_object_ref (atelier_application_get_settings (app));
-  g_signal_connect_object (self->settings, "changed::models-folder",
-                           G_CALLBACK (list_models), self, G_CONNECT_SWAPPED);
   show_engine (self, app);
-  list_models (self);
+  atelier_image_page_set_application (self->image_page, app);
+  atelier_audio_page_set_application (self->audio_page, app);
+  atelier_gallery_page_set_application (self->gallery_page, app);
+  g_signal_connect_object (self->models_page, "files-changed",
+                           G_CALLBACK (on_model_files_changed), self, G_CONNECT_SWAPPED);
+  atelier_models_page_set_application (self->models_page, app);
   return self;
 }

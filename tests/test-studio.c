@@ -3,6 +3,7 @@
 #include <glib/gstdio.h>
 
 #include "atelier-application.h"
+#include "atelier-models-page.h"
 #include "atelier-window.h"
 #include "atelier-write-page.h"
 #include "fixtures/text-model-fixture.h"
@@ -43,6 +44,17 @@ template_child (GtkWindow *window, const char *name)
   return child;
 }
 
+/* A widget of the Models page's template. */
+static gpointer
+models_child (GtkWindow *window, const char *name)
+{
+  GObject *child = gtk_widget_get_template_child (template_child (window, "models_page"),
+                                                  ATELIER_TYPE_MODELS_PAGE, name);
+
+  g_assert_nonnull (child);
+  return child;
+}
+
 static gboolean
 is_mapped (gpointer data)
 {
@@ -53,8 +65,8 @@ static gboolean
 models_listed (gpointer data)
 {
   GtkWindow *window = data;
-  GtkStack *models_stack = template_child (window, "models_stack");
-  GtkWidget *models_list = template_child (window, "models_list");
+  GtkStack *models_stack = models_child (window, "models_stack");
+  GtkWidget *models_list = models_child (window, "models_list");
 
   return g_str_equal (gtk_stack_get_visible_child_name (models_stack), "list")
          || gtk_widget_get_first_child (models_list) != NULL;
@@ -63,7 +75,7 @@ models_listed (gpointer data)
 static gboolean
 first_model_is_other (gpointer data)
 {
-  GtkWidget *row = gtk_widget_get_first_child (template_child (data, "models_list"));
+  GtkWidget *row = gtk_widget_get_first_child (models_child (data, "models_list"));
 
   return row != NULL
          && g_str_equal (adw_preferences_row_get_title (ADW_PREFERENCES_ROW (row)),
@@ -73,7 +85,7 @@ first_model_is_other (gpointer data)
 static gboolean
 empty_state_shown (gpointer data)
 {
-  AdwStatusPage *empty = template_child (data, "models_empty");
+  AdwStatusPage *empty = models_child (data, "models_empty");
 
   return strstr (adw_status_page_get_description (empty), "no-models-here") != NULL;
 }
@@ -165,7 +177,7 @@ test_pages_and_models (void)
   g_assert_false (gtk_widget_get_visible (template_child (window, "error_bar")));
 
   wait_until (models_listed, window);
-  row = gtk_widget_get_first_child (template_child (window, "models_list"));
+  row = gtk_widget_get_first_child (models_child (window, "models_list"));
   g_assert_true (ADW_IS_ACTION_ROW (row));
   g_assert_cmpstr (adw_preferences_row_get_title (ADW_PREFERENCES_ROW (row)), ==,
                    "tiny.gguf");
@@ -202,7 +214,7 @@ test_no_device_empty_folder (void)
   g_assert_false (gtk_widget_get_visible (template_child (window, "software_bar")));
   wait_until (empty_state_shown, window);
   g_assert_true (g_file_test (folder, G_FILE_TEST_IS_DIR));
-  g_assert_cmpstr (gtk_stack_get_visible_child_name (template_child (window, "models_stack")),
+  g_assert_cmpstr (gtk_stack_get_visible_child_name (models_child (window, "models_stack")),
                    ==, "empty");
 
   close_studio (window);
