@@ -16,9 +16,14 @@ struct _AtelierApplication
   GError *engine_error;
   AtelierLibrary *library;
   GError *library_error;
+  GObject *text_model, *image_model;
+  char *text_model_name, *image_model_name;
 };
 
 G_DEFINE_FINAL_TYPE (AtelierApplication, atelier_application, ADW_TYPE_APPLICATION)
+
+enum { PROP_0, PROP_TEXT_MODEL, PROP_IMAGE_MODEL, N_PROPS };
+static GParamSpec *props[N_PROPS];
 
 static void
 apply_color_scheme (AtelierApplication *self)
@@ -123,8 +128,31 @@ atelier_application_dispose (GObject *object)
   g_clear_error (&self->engine_error);
   g_clear_object (&self->library);
   g_clear_error (&self->library_error);
+  g_clear_object (&self->text_model);
+  g_clear_object (&self->image_model);
+  g_clear_pointer (&self->text_model_name, g_free);
+  g_clear_pointer (&self->image_model_name, g_free);
   g_clear_object (&self->settings);
   G_OBJECT_CLASS (atelier_application_parent_class)->dispose (object);
+}
+
+static void
+atelier_application_get_property (GObject *object, guint prop_id, GValue *value,
+                                  GParamSpec *pspec)
+{
+  AtelierApplication *self = ATELIER_APPLICATION (object);
+
+  switch (prop_id)
+    {
+    case PROP_TEXT_MODEL:
+      g_value_set_object (value, self->text_model);
+      break;
+    case PROP_IMAGE_MODEL:
+      g_value_set_object (value, self->image_model);
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+    }
 }
 
 static void
@@ -134,6 +162,14 @@ atelier_application_class_init (AtelierApplicationClass *klass)
   GApplicationClass *app_class = G_APPLICATION_CLASS (klass);
 
   object_class->dispose = atelier_application_dispose;
+  object_class->get_property = atelier_application_get_property;
+  props[PROP_TEXT_MODEL] =
+    g_param_spec_object ("text-model", NULL, NULL, G_TYPE_OBJECT,
+                         G_PARAM_READABLE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS);
+  props[PROP_IMAGE_MODEL] =
+    g_param_spec_object ("image-model", NULL, NULL, G_TYPE_OBJECT,
+                         G_PARAM_READABLE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS);
+  g_object_class_install_properties (object_class, N_PROPS, props);
   app_class->startup = atelier_application_startup;
   app_class->activate = atelier_application_activate;
 }
@@ -175,4 +211,61 @@ atelier_application_get_library (AtelierApplication *self, GError **error)
   if (self->library == NULL && error != NULL)
     *error = g_error_copy (self->library_error);
   return self->library;
+}
+
+static void
+set_model (AtelierApplication *self, GObject **slot, char **name_slot, GObject *model,
+           const char *name, GParamSpec *pspec)
+{
+  if (*slot == model && g_strcmp0 (*name_slot, name) == 0)
+    return;
+  g_set_object (slot, model);
+  g_free (*name_slot);
+  *name_slot = model != NULL ? g_strdup (name) : NULL;
+  g_object_notify_by_pspec (G_OBJECT (self), pspec);
+}
+
+GObject *
+atelier_application_get_text_model (AtelierApplication *self)
+{
+  g_return_val_if_fail (ATELIER_IS_APPLICATION (self), NULL);
+  return self->text_model;
+}
+
+const char *
+atelier_application_get_text_model_name (AtelierApplication *self)
+{
+  g_return_val_if_fail (ATELIER_IS_APPLICATION (self), NULL);
+  return self->text_model_name;
+}
+
+void
+atelier_application_set_text_model (AtelierApplication *self, GObject *model, const char *name)
+{
+  g_return_if_fail (ATELIER_IS_APPLICATION (self));
+  set_model (self, &self->text_model, &self->text_model_name, model, name,
+             props[PROP_TEXT_MODEL]);
+}
+
+GObject *
+atelier_application_get_image_model (AtelierApplication *self)
+{
+  g_return_val_if_fail (ATELIER_IS_APPLICATION (self), NULL);
+  return self->image_model;
+}
+
+const char *
+atelier_application_get_image_model_name (AtelierApplication *self)
+{
+  g_return_val_if_fail (ATELIER_IS_APPLICATION (self), NULL);
+  return self->image_model_name;
+}
+
+void
+atelier_application_set_image_model (AtelierApplication *self, GObject *model,
+                                     const char *name)
+{
+  g_return_if_fail (ATELIER_IS_APPLICATION (self));
+  set_model (self, &self->image_model, &self->image_model_name, model, name,
+             props[PROP_IMAGE_MODEL]);
 }
