@@ -20,4 +20,13 @@ void at_engine_queue_job (AtEngine *engine, GTask *task, AtJobFunc func);
 void at_engine_job_notify (GTask *task, GSourceFunc func, gpointer data,
                            GDestroyNotify destroy);
 
+/* Reports progress (when progress is not NULL) from a job, through at_engine_job_notify. */
+void at_engine_job_progress (GTask *task, AtLoadProgress progress, gpointer progress_data,
+                             double fraction);
+
+/* Refuses, before anything is uploaded, work needing more GPU memory than is free:
+ * AT_ERROR_OUT_OF_MEMORY "WHAT needs N of GPU memory, M free". */
+gboolean at_gpu_check_free_memory (AtGpu *gpu, const char *what, guint64 needed,
+                                   GError **error);
+
 G_END_DECLS

@@ -1,5 +1,7 @@
 #include "at-engine-private.h"
 
+#include "at-error.h"
+
 struct _AtEngine {
   GObject parent_instance;
   AtGpu *gpu;
@@ -117,4 +119,50 @@ at_engine_job_notify (GTask *task, GSourceFunc func, gpointer data, GDestroyNoti
   g_source_set_callback (source, func, data, destroy);
   g_source_set_static_name (source, "[atelier] job progress");
   g_source_attach (source, g_task_get_context (task));
+}
+
+typedef struct
+{
+  AtLoadProgress progress;
+  gpointer data;
+  double fraction;
+} ProgressNote;
+
+static gboolean
+deliver_progress (gpointer user_data)
+{
+  ProgressNote *note = user_data;
+
+  note->progress (note->fraction, note->data);
+  return G_SOURCE_REMOVE;
+}
+
+void
+at_engine_job_progress (GTask *task, AtLoadProgress progress, gpointer progress_data,
+                        double fraction)
+{
+  ProgressNote *note;
+
+  if (progress == NULL)
+    return;
+  note = g_new (ProgressNote, 1);
+  *note = (ProgressNote){ progress, progress_data, fraction };
+  at_engine_job_notify (task, deliver_progress, note, g_free);
+}
+
+gboolean
+at_gpu_check_free_memory (AtGpu *gpu, const char *what, guint64 needed, GError **error)
+{
+  const guint64 total = at_gpu_get_info (gpu)->device_local_bytes;
+  const guint64 used = at_gpu_get_allocated_bytes (gpu, NULL);
+  const guint64 free_bytes = total > used ? total - used : 0;
+  g_autofree char *needed_text = NULL, *free_text = NULL;
+
+  if (needed <= free_bytes)
+    return TRUE;
+  needed_text = g_format_size_full (needed, G_FORMAT_SIZE_IEC_UNITS);
+  free_text = g_format_size_full (free_bytes, G_FORMAT_SIZE_IEC_UNITS);
+  g_set_error (error, AT_ERROR, AT_ERROR_OUT_OF_MEMORY, "%s needs %s of GPU memory, %s free",
+               what, needed_text, free_text);
+  return FALSE;
 }

@@ -19,4 +19,7 @@ gboolean at_engine_is_software_device (AtEngine *engine);
 /* GPU memory Atelier holds now, and the device-local total. */
 guint64 at_engine_get_memory_used (AtEngine *engine, guint64 *total);
 
+/* Loading progress from 0 to 1, delivered in the caller's main context. */
+typedef void (*AtLoadProgress) (double fraction, gpointer user_data);
+
 G_END_DECLS

@@ -71,57 +71,12 @@ load_data_free (LoadData *data)
   g_free (data);
 }
 
-typedef struct
-{
-  AtLoadProgress progress;
-  gpointer data;
-  double fraction;
-} ProgressNote;
-
-static gboolean
-deliver_progress (gpointer user_data)
-{
-  ProgressNote *note = user_data;
-
-  note->progress (note->fraction, note->data);
-  return G_SOURCE_REMOVE;
-}
-
 static void
 load_progress (double fraction, gpointer user_data)
 {
   LoadData *data = user_data;
-  ProgressNote *note;
 
-  if (data->progress == NULL)
-    return;
-  note = g_new (ProgressNote, 1);
-  *note = (ProgressNote){ data->progress, data->progress_data, fraction };
-  at_engine_job_notify (data->task, deliver_progress, note, g_free);
-}
-
-static char *
-format_bytes (guint64 bytes)
-{
-  return g_format_size_full (bytes, G_FORMAT_SIZE_IEC_UNITS);
-}
-
-/* Refuses, before anything is uploaded, a model and context that will not fit. */
-static gboolean
-check_memory (AtGpu *gpu, const char *path, guint64 needed, GError **error)
-{
-  const guint64 total = at_gpu_get_info (gpu)->device_local_bytes;
-  const guint64 used = at_gpu_get_allocated_bytes (gpu, NULL);
-  const guint64 free_bytes = total > used ? total - used : 0;
-  g_autofree char *needed_text = NULL, *free_text = NULL;
-
-  if (needed <= free_bytes)
-    return TRUE;
-  needed_text = format_bytes (needed);
-  free_text = format_bytes (free_bytes);
-  g_set_error (error, AT_ERROR, AT_ERROR_OUT_OF_MEMORY,
-               "%s needs %s of GPU memory, %s free", path, needed_text, free_text);
-  return FALSE;
+  at_engine_job_progress (data->task, data->progress, data->progress_data, fraction);
 }
 
 static AtLanguageModel *
@@ -150,9 +105,10 @@ load (AtEngine *engine, LoadData *data, GCancellable *cancellable, GError **erro
                    n_ctx, data->path, hp.n_ctx_train);
       return NULL;
     }
-  if (!check_memory (gpu, data->path,
-                     weight_bytes + at_text_context_estimate_bytes (&hp, n_ctx, MIN (n_ctx, N_BATCH)),
-                     error))
+  if (!at_gpu_check_free_memory (gpu, data->path,
+                                 weight_bytes
+                                     + at_text_context_estimate_bytes (&hp, n_ctx, MIN (n_ctx, N_BATCH)),
+                                 error))
     return NULL;
 
   model = g_object_new (AT_TYPE_LANGUAGE_MODEL, NULL);

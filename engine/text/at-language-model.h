@@ -21,13 +21,10 @@ G_BEGIN_DECLS
 #define AT_TYPE_LANGUAGE_MODEL (at_language_model_get_type ())
 G_DECLARE_FINAL_TYPE (AtLanguageModel, at_language_model, AT, LANGUAGE_MODEL, GObject)
 
-/* fraction of the weights uploaded, 0 to 1, on the caller's main context. */
-typedef void (*AtLoadProgress) (double fraction, gpointer user_data);
-
 /* Opens the GGUF file at path and uploads it with a context of n_ctx positions (<= 0:
  * the model's context_length). Before uploading anything, refuses with
  * AT_ERROR_OUT_OF_MEMORY when the weights, KV cache and activations will not fit the
- * GPU memory that is free. */
+ * GPU memory that is free. progress gets the fraction of the weights uploaded. */
 void at_language_model_load_async (AtEngine *engine, const char *path, gint64 n_ctx,
                                    GCancellable *cancellable, AtLoadProgress progress,
                                    gpointer progress_data, GAsyncReadyCallback callback,
