@@ -418,9 +418,12 @@ atelier_cli_bench (int argc, char **argv)
 {
   if (argc >= 2 && g_str_equal (argv[1], "ops"))
     return bench_ops (argc - 1, argv + 1);
+  if (argc >= 2 && g_str_equal (argv[1], "image"))
+    return atelier_cli_bench_image (argc - 1, argv + 1);
   if (argc >= 2 && g_str_equal (argv[1], "text"))
     return atelier_cli_bench_text (argc - 1, argv + 1);
   g_printerr ("Usage: atelier-cli bench ops [--reps N]\n"
-              "       atelier-cli bench text -m MODEL.gguf [-p 512] [-n 128]\n");
+              "       atelier-cli bench text -m MODEL.gguf [-p 512] [-n 128]\n"
+              "       atelier-cli bench image -m MODEL.safetensors [-W 512 -H 512]\n");
   return 2;
 }

@@ -90,6 +90,13 @@ usage (void)
               "                 copy-bandwidth and FMA roofs, then per-op GPU speed\n"
               "  bench text -m MODEL.gguf [-p 512] [-n 128]\n"
               "                 prompt-processing and generation tokens/s, weight GB/s\n"
+              "  bench image -m MODEL.safetensors [-W 512 -H 512] [--reps 3]\n"
+              "                 text encoder, UNet step (CFG) and VAE decode times, peak GPU\n"
+              "                 memory, TFLOP/s\n"
+              "  image -m MODEL.safetensors -p PROMPT [-n NEGATIVE] [--steps N] [--cfg X]\n"
+              "       [--sampler NAME] [--seed S] [-W 512 -H 512] [--init IMG --strength X]\n"
+              "       [--mask MASK] [--lora FILE:W]... -o OUT.png\n"
+              "                 generate an image with a Stable Diffusion checkpoint\n"
               "  tokenize -m MODEL.gguf TEXT [--bos]\n"
               "                 print the token ids of TEXT on one line\n"
               "  text -m MODEL.gguf -p PROMPT [-n N] [--temp T] [--top-k K] [--top-p P]\n"
@@ -119,6 +126,8 @@ main (int argc, char **argv)
     return atelier_cli_text (argc - 1, argv + 1);
   if (g_str_equal (argv[1], "chat"))
     return atelier_cli_chat (argc - 1, argv + 1);
+  if (g_str_equal (argv[1], "image"))
+    return atelier_cli_image (argc - 1, argv + 1);
   if (g_str_equal (argv[1], "tokenize"))
     return atelier_cli_tokenize (argc - 1, argv + 1);
   if (g_str_equal (argv[1], "--help") || g_str_equal (argv[1], "help"))

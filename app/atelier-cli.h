@@ -10,7 +10,9 @@
 double atelier_cli_measure_copy_bandwidth (AtGpu *gpu, guint reps, GError **error);
 
 int atelier_cli_bench (int argc, char **argv);
+int atelier_cli_bench_image (int argc, char **argv);
 int atelier_cli_bench_text (int argc, char **argv);
 int atelier_cli_chat (int argc, char **argv);
+int atelier_cli_image (int argc, char **argv);
 int atelier_cli_tokenize (int argc, char **argv);
 int atelier_cli_text (int argc, char **argv);

@@ -4,5 +4,6 @@
 
 #include "at-engine.h"
 #include "at-error.h"
+#include "image/at-image-model.h"
 #include "text/at-language-model.h"
 
