@@ -542,8 +542,8 @@ struct _AtUnetModel
   AtGpuBuffer *cat;                              /* h joined with a skip */
   AtGpuBuffer *t1, *t2;                          /* block temporaries, any layout */
   AtGpuBuffer *tok, *q, *k, *v;                  /* tokens [C, h w, n]; k, v also the context's */
-  AtGpuBuffer *ff, *glu;                         /* [8 C], [4 C] for ff_cols tokens at a time */
-  gint64 ff_cols;
+  AtGpuBuffer *ff, *glu;                         /* [8 C], [4 C] for some tokens at a time */
+  gint64 ff_floats;                              /* ff's size: ff_floats / 8 C tokens a go */
   AtGpuBuffer *temb, *emb_hidden, *emb, *emb_out; /* [model_channels | emb_dim | C, n] */
   AtGpuBuffer *out, *readback;
 };
@@ -845,7 +845,7 @@ alloc_activations (AtUnetModel *model, gint64 width, gint64 height, gint64 n, gi
                                 / sizeof (float));
   gint64 lw[AT_UNET_MAX_LEVELS], lh[AT_UNET_MAX_LEVELS];
   gint64 s_nchw = width * height * n * hp->level_channels[0];
-  gint64 s_tok = 0, cols_max = 0, c_max = 0, res_c_max = 0, s_kv, ch = hp->model_channels;
+  gint64 s_tok = 0, c_max = 0, res_c_max = 0, s_kv, ch = hp->model_channels;
 
   g_ptr_array_set_size (model->activations, 0);
   model->activation_bytes = 0;
@@ -864,15 +864,17 @@ alloc_activations (AtUnetModel *model, gint64 width, gint64 height, gint64 n, gi
       if (b->has_attn)
         {
           s_tok = MAX (s_tok, area * b->attn.channels);
-          cols_max = MAX (cols_max, area);
           c_max = MAX (c_max, b->attn.channels);
         }
       if (b->has_up)
         s_nchw = MAX (s_nchw, lw[b->level - 1] * lh[b->level - 1] * n * b->res.c_out);
     }
   s_kv = MAX (s_tok, c_max * n_ctx * n);
-  model->ff_cols = MIN (cols_max, range / (8 * c_max));
-  if (MAX (s_nchw, s_kv) > range || model->ff_cols == 0
+  /* The FF's 8 C rows per token would be the largest activation by far: it runs on as
+   * many tokens at a time as fit in a block activation's size, which costs a few more
+   * dispatches at the first level and keeps memory lean. */
+  model->ff_floats = MIN (range, MAX (s_nchw, 8 * c_max));
+  if (MAX (s_nchw, s_kv) > range || 8 * c_max > range
       || width * height * n * MAX (hp->in_channels, hp->out_channels) > range
       || hp->context_dim * n_ctx * n > range)
     {
@@ -901,8 +903,8 @@ alloc_activations (AtUnetModel *model, gint64 width, gint64 height, gint64 n, gi
   ACTIVATION (q, s_tok, AT_GPU_MEMORY_DEVICE);
   ACTIVATION (k, s_kv, AT_GPU_MEMORY_DEVICE);
   ACTIVATION (v, s_kv, AT_GPU_MEMORY_DEVICE);
-  ACTIVATION (ff, 8 * c_max * model->ff_cols, AT_GPU_MEMORY_DEVICE);
-  ACTIVATION (glu, 4 * c_max * model->ff_cols, AT_GPU_MEMORY_DEVICE);
+  ACTIVATION (ff, model->ff_floats, AT_GPU_MEMORY_DEVICE);
+  ACTIVATION (glu, model->ff_floats / 2, AT_GPU_MEMORY_DEVICE);
   ACTIVATION (temb, hp->model_channels * n, AT_GPU_MEMORY_DEVICE);
   ACTIVATION (emb_hidden, model->emb_dim * n, AT_GPU_MEMORY_DEVICE);
   ACTIVATION (emb, model->emb_dim * n, AT_GPU_MEMORY_DEVICE);
@@ -1019,16 +1021,18 @@ attention (AtUnetModel *model, const Spatial *s, const Attn *a, const AtTensor *
   at_op_add (batch, &tok, &xn, &tok);
 }
 
-/* tok += ff.net.2 (GEGLU (ff.net.0.proj (xn))) for xn in t1, ff_cols tokens at a time. */
+/* tok += ff.net.2 (GEGLU (ff.net.0.proj (xn))) for xn in t1, as many tokens at a time as
+ * the ff buffer holds. */
 static void
 feed_forward (AtUnetModel *model, const Transformer *t, gint64 c, gint64 cols)
 {
   AtBatch *batch = model->batch;
+  const gint64 chunk = model->ff_floats / (8 * c);
   AtTensor out = f32 (model->t2, 0, c, cols, 1, 1), tok = f32 (model->tok, 0, c, cols, 1, 1);
 
-  for (gint64 j = 0; j < cols; j += model->ff_cols)
+  for (gint64 j = 0; j < cols; j += chunk)
     {
-      const gint64 m = MIN (model->ff_cols, cols - j);
+      const gint64 m = MIN (chunk, cols - j);
       const gsize offset = (gsize)(j * c) * sizeof (float);
       AtTensor xn = f32 (model->t1, offset, c, m, 1, 1), ff = f32 (model->ff, 0, 8 * c, m, 1, 1);
       AtTensor glu = f32 (model->glu, 0, 4 * c, m, 1, 1), y = f32 (model->t2, offset, c, m, 1, 1);
