@@ -43,8 +43,9 @@ typedef struct
 static void
 checkpoint_open (Checkpoint *c, AtSdFixtureLayout layout, const AtSdFixtureUnet *unet)
 {
-  AtSdFixture fixture = { .layout = layout, .seed = at_test_seed (), .n_layer = 1,
-                          .with_unet = TRUE, .unet = unet };
+  AtSdFixture fixture = {
+    .layout = layout, .seed = at_test_seed (), .n_layer = 1, .with_unet = TRUE, .unet = unet
+  };
   g_autoptr (GError) error = NULL;
   g_autoptr (GBytes) bytes = at_sd_fixture_build (&fixture, &error);
   AtSdCheckpointInfo info;
@@ -185,10 +186,9 @@ check_block (AtSdFixtureLayout layout, int index, gboolean attention, gint64 wid
     g_assert_no_error (error);
     at_ref_unet_forward_block (&c.file, index, attention, in.x, width, height, 2, in.timesteps,
                                in.context, N_CTX, want);
-    what = g_strdup_printf ("%s input_blocks.%d %s %ldx%ld",
-                            layout == AT_SD_FIXTURE_SD2 ? "SD2" : "SD1", index,
-                            attention ? "SpatialTransformer" : "ResBlock", (long)width,
-                            (long)height);
+    what = g_strdup_printf (
+        "%s input_blocks.%d %s %ldx%ld", layout == AT_SD_FIXTURE_SD2 ? "SD2" : "SD1", index,
+        attention ? "SpatialTransformer" : "ResBlock", (long)width, (long)height);
     at_test_assert_close (what, got, want, n_out, TOLERANCE);
     /* The block did something: its output is not its input. */
     if (c_in == c_out)
@@ -244,16 +244,16 @@ test_forward (gconstpointer data)
                                           in.context, N_CTX, got, &error));
     g_assert_no_error (error);
     g_assert_cmpuint (at_unet_model_get_activation_bytes (model), >, 0);
-    at_ref_unet_forward (&c.file, in.x, fc->width, fc->height, 2, in.timesteps, in.context,
-                         N_CTX, want);
+    at_ref_unet_forward (&c.file, in.x, fc->width, fc->height, 2, in.timesteps, in.context, N_CTX,
+                         want);
     at_test_assert_close (fc->name, got, want, n_out, TOLERANCE);
 
     /* The same again is the same to the bit, also after a run at another shape. */
     g_assert_true (at_unet_model_forward (model, in.x, fc->width, fc->height, 2, in.timesteps,
                                           in.context, N_CTX, again, &error));
     g_assert_cmpmem (got, n_out * sizeof (float), again, n_out * sizeof (float));
-    g_assert_true (at_unet_model_forward (model, in.x, 4, 2, 1, in.timesteps, in.context, 3,
-                                          again, &error));
+    g_assert_true (
+        at_unet_model_forward (model, in.x, 4, 2, 1, in.timesteps, in.context, 3, again, &error));
     g_assert_no_error (error);
     g_assert_true (at_unet_model_forward (model, in.x, fc->width, fc->height, 2, in.timesteps,
                                           in.context, N_CTX, again, &error));
@@ -266,8 +266,7 @@ test_forward (gconstpointer data)
       g_assert_true (at_unet_model_forward (model, in.x, fc->width, fc->height, 2, swapped_t,
                                             in.context, N_CTX, swapped, &error));
       g_assert_cmpfloat (at_test_rel_l2 (swapped, got, n_out / 2), >, 1e-3);
-      g_assert_cmpfloat (at_test_rel_l2 (swapped + n_out / 2, got + n_out / 2, n_out / 2), >,
-                         1e-3);
+      g_assert_cmpfloat (at_test_rel_l2 (swapped + n_out / 2, got + n_out / 2, n_out / 2), >, 1e-3);
     }
     inputs_clear (&in);
   }
@@ -277,8 +276,11 @@ test_forward (gconstpointer data)
 static void
 assert_invalid (const char *omit, const char *misshape)
 {
-  AtSdFixture fixture = { .layout = AT_SD_FIXTURE_SD1, .n_layer = 1, .with_unet = TRUE,
-                          .omit_tensor = omit, .misshape_tensor = misshape };
+  AtSdFixture fixture = { .layout = AT_SD_FIXTURE_SD1,
+                          .n_layer = 1,
+                          .with_unet = TRUE,
+                          .omit_tensor = omit,
+                          .misshape_tensor = misshape };
   g_autoptr (GError) error = NULL;
   g_autoptr (GBytes) bytes = at_sd_fixture_build (&fixture, &error);
   g_autoptr (AtSafetensors) st = at_safetensors_new_from_bytes (bytes, "model.safetensors", &error);
@@ -318,8 +320,8 @@ test_bad_arguments (void)
     g_assert_false (at_unet_model_forward (model, x, 0, 1, 1, t, x, 1, out, &error));
     g_assert_error (error, AT_ERROR, AT_ERROR_INVALID_ARGUMENT);
     g_clear_error (&error);
-    g_assert_false (at_unet_model_forward_block (model, 2, FALSE, x, 1, 1, 1, t, x, 1, out,
-                                                 &error));
+    g_assert_false (
+        at_unet_model_forward_block (model, 2, FALSE, x, 1, 1, 1, t, x, 1, out, &error));
     g_assert_error (error, AT_ERROR, AT_ERROR_INVALID_ARGUMENT);
   }
   checkpoint_close (&c);

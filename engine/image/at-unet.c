@@ -76,8 +76,8 @@ find (Finder *f, const char *block, const char *name, guint n_dims, gint64 ne0, 
       describe_shape (got, t->n_dims, t->ne);
       describe_shape (want, n_dims, ne);
       g_set_error (f->error, AT_ERROR, AT_ERROR_INVALID_FILE,
-                   "%s: tensor '%s' is [%s], expected [%s]", at_safetensors_get_name (f->st),
-                   full, got->str, want->str);
+                   "%s: tensor '%s' is [%s], expected [%s]", at_safetensors_get_name (f->st), full,
+                   got->str, want->str);
       f->ok = FALSE;
       return NULL;
     }
@@ -102,8 +102,7 @@ find_matrix (Finder *f, const char *block, const char *name, gint64 k, gint64 m)
 }
 
 static const AtSafetensorsTensor *
-find_conv (Finder *f, const char *block, const char *name, gint64 kernel, gint64 c_in,
-           gint64 c_out)
+find_conv (Finder *f, const char *block, const char *name, gint64 kernel, gint64 c_in, gint64 c_out)
 {
   return find (f, block, name, 4, kernel, kernel, c_in, c_out);
 }
@@ -220,8 +219,8 @@ find_spatial (Finder *f, const char *block, const AtUnetHParams *hp, gint64 c, g
    * would be cut short without a word. */
   if (f->ok)
     {
-      g_autofree char *next = g_strdup_printf ("transformer_blocks.%d.norm1.weight",
-                                               hp->transformer_depth);
+      g_autofree char *next
+          = g_strdup_printf ("transformer_blocks.%d.norm1.weight", hp->transformer_depth);
 
       if (has (f->st, block, next))
         {
@@ -233,8 +232,7 @@ find_spatial (Finder *f, const char *block, const AtUnetHParams *hp, gint64 c, g
     }
 }
 
-static gboolean
-fail (Finder *f, int code, const char *format, ...) G_GNUC_PRINTF (3, 4);
+static gboolean fail (Finder *f, int code, const char *format, ...) G_GNUC_PRINTF (3, 4);
 
 /* Sets the error (the file's name, then the message) and stops the finder. */
 static gboolean
@@ -268,8 +266,8 @@ read_levels (Finder *f, AtUnetHParams *hp, int *n_input_blocks)
         {
           if (in_level == 0 || (level > 0 && in_level != hp->n_res_blocks))
             return fail (f, AT_ERROR_INVALID_FILE,
-                         "level %d of the UNet has %d ResBlocks, level 0 has %d", level,
-                         in_level, hp->n_res_blocks);
+                         "level %d of the UNet has %d ResBlocks, level 0 has %d", level, in_level,
+                         hp->n_res_blocks);
           if (++level >= AT_UNET_MAX_LEVELS)
             return fail (f, AT_ERROR_UNSUPPORTED, "the UNet has more than %d levels",
                          AT_UNET_MAX_LEVELS);
@@ -292,7 +290,8 @@ read_levels (Finder *f, AtUnetHParams *hp, int *n_input_blocks)
   if (in_level != hp->n_res_blocks || hp->n_res_blocks == 0)
     return fail (f, AT_ERROR_INVALID_FILE,
                  "the UNet's last level has %d ResBlocks, level 0 has %d ('%sinput_blocks.1.0."
-                 "in_layers.2.weight' is the first)", in_level, hp->n_res_blocks, PREFIX);
+                 "in_layers.2.weight' is the first)",
+                 in_level, hp->n_res_blocks, PREFIX);
   hp->n_levels = level + 1;
   *n_input_blocks = k;
   return TRUE;
@@ -323,8 +322,8 @@ read_hparams (Finder *f, const AtSdCheckpointInfo *info, AtUnetHParams *hp, gint
   hp->linear_proj = proj_in != NULL && proj_in->n_dims == 2;
   while (TRUE)
     {
-      g_autofree char *name = g_strdup_printf ("transformer_blocks.%d.norm1.weight",
-                                               hp->transformer_depth);
+      g_autofree char *name
+          = g_strdup_printf ("transformer_blocks.%d.norm1.weight", hp->transformer_depth);
 
       if (!has (f->st, "middle_block.1.", name))
         break;
@@ -448,8 +447,8 @@ at_unet_file_init (AtUnetFile *file, AtSafetensors *st, const AtSdCheckpointInfo
   file->time_embed0_b = find_vector (&f, "time_embed.0.", "bias", emb_dim);
   file->time_embed2_w = find_matrix (&f, "time_embed.2.", "weight", emb_dim, emb_dim);
   file->time_embed2_b = find_vector (&f, "time_embed.2.", "bias", emb_dim);
-  file->conv_in_w = find_conv (&f, "input_blocks.0.0.", "weight", 3, hp->in_channels,
-                               hp->model_channels);
+  file->conv_in_w
+      = find_conv (&f, "input_blocks.0.0.", "weight", 3, hp->in_channels, hp->model_channels);
   file->conv_in_b = find_vector (&f, "input_blocks.0.0.", "bias", hp->model_channels);
   find_blocks (&f, file, emb_dim);
   if (!f.ok)
@@ -535,15 +534,15 @@ struct _AtUnetModel
   gint64 width, height, n, n_ctx;
   GPtrArray *activations;
   guint64 activation_bytes;
-  AtGpuBuffer *x_in, *timesteps_in, *context_in; /* written by the CPU */
-  AtGpuBuffer *x, *context;                      /* their device copies */
-  AtTensor *skips;                               /* [n_input_blocks], a buffer each */
-  AtGpuBuffer *h[2];                             /* the stream through middle and output */
-  AtGpuBuffer *cat;                              /* h joined with a skip */
-  AtGpuBuffer *t1, *t2;                          /* block temporaries, any layout */
-  AtGpuBuffer *tok, *q, *k, *v;                  /* tokens [C, h w, n]; k, v also the context's */
-  AtGpuBuffer *ff, *glu;                         /* [8 C], [4 C] for some tokens at a time */
-  gint64 ff_floats;                              /* ff's size: ff_floats / 8 C tokens a go */
+  AtGpuBuffer *x_in, *timesteps_in, *context_in;  /* written by the CPU */
+  AtGpuBuffer *x, *context;                       /* their device copies */
+  AtTensor *skips;                                /* [n_input_blocks], a buffer each */
+  AtGpuBuffer *h[2];                              /* the stream through middle and output */
+  AtGpuBuffer *cat;                               /* h joined with a skip */
+  AtGpuBuffer *t1, *t2;                           /* block temporaries, any layout */
+  AtGpuBuffer *tok, *q, *k, *v;                   /* tokens [C, h w, n]; k, v also the context's */
+  AtGpuBuffer *ff, *glu;                          /* [8 C], [4 C] for some tokens at a time */
+  gint64 ff_floats;                               /* ff's size: ff_floats / 8 C tokens a go */
   AtGpuBuffer *temb, *emb_hidden, *emb, *emb_out; /* [model_channels | emb_dim | C, n] */
   AtGpuBuffer *out, *readback;
 };
@@ -566,7 +565,7 @@ static void
 load (Loader *l, const AtSafetensorsTensor *t, Use use, AtTensor *out)
 {
   AtUnetModel *model = l->model;
-  const AtType type = use == AS_VECTOR                       ? AT_TYPE_F32
+  const AtType type = use == AS_VECTOR                            ? AT_TYPE_F32
                       : use == AS_CONV && t->type == AT_TYPE_BF16 ? AT_TYPE_F16
                                                                   : t->type;
   gint64 ne[4] = { 1, 1, 1, 1 };
@@ -841,8 +840,8 @@ alloc_activations (AtUnetModel *model, gint64 width, gint64 height, gint64 n, gi
                    GError **error)
 {
   const AtUnetHParams *hp = &model->hp;
-  const gint64 range = (gint64)(at_gpu_get_info (model->gpu)->max_storage_buffer_range
-                                / sizeof (float));
+  const gint64 range
+      = (gint64)(at_gpu_get_info (model->gpu)->max_storage_buffer_range / sizeof (float));
   gint64 lw[AT_UNET_MAX_LEVELS], lh[AT_UNET_MAX_LEVELS];
   gint64 s_nchw = width * height * n * hp->level_channels[0];
   gint64 s_tok = 0, c_max = 0, res_c_max = 0, s_kv, ch = hp->model_channels;
@@ -879,8 +878,8 @@ alloc_activations (AtUnetModel *model, gint64 width, gint64 height, gint64 n, gi
       || hp->context_dim * n_ctx * n > range)
     {
       g_set_error (error, AT_ERROR, AT_ERROR_UNSUPPORTED,
-                   "a latent of %" G_GINT64_FORMAT "x%" G_GINT64_FORMAT " in a batch of %"
-                   G_GINT64_FORMAT " needs activations of %" G_GINT64_FORMAT
+                   "a latent of %" G_GINT64_FORMAT "x%" G_GINT64_FORMAT
+                   " in a batch of %" G_GINT64_FORMAT " needs activations of %" G_GINT64_FORMAT
                    " MiB, more than the GPU binds at once (%" G_GINT64_FORMAT " MiB)",
                    width, height, n, MAX (s_nchw, s_kv) * 4 >> 20, range * 4 >> 20);
       return FALSE;
@@ -985,8 +984,8 @@ res_block (AtUnetModel *model, const Res *r, const AtTensor *x, const AtTensor *
 static AtTensor
 sample_heads (AtGpuBuffer *buffer, gint64 c, gint64 n_tok, gint64 s, gint64 head_dim)
 {
-  AtTensor heads = f32 (buffer, (gsize)(s * c * n_tok) * sizeof (float), head_dim, c / head_dim,
-                        n_tok, 1);
+  AtTensor heads
+      = f32 (buffer, (gsize)(s * c * n_tok) * sizeof (float), head_dim, c / head_dim, n_tok, 1);
 
   return at_tensor_permute (&heads, 0, 2, 1, 3);
 }
@@ -1052,10 +1051,12 @@ spatial_transformer (AtUnetModel *model, const Spatial *s, const AtTensor *x)
   const gint64 c = s->channels, hw = x->ne[0] * x->ne[1], n = x->ne[3], cols = hw * n;
   AtTensor t1 = f32 (model->t1, 0, x->ne[0], x->ne[1], c, n);
   AtTensor t2 = f32 (model->t2, 0, x->ne[0], x->ne[1], c, n);
-  AtTensor t2_hw = f32 (model->t2, 0, hw, c, n, 1), t2_tokens = at_tensor_permute (&t2_hw, 1, 0, 2, 3);
+  AtTensor t2_hw = f32 (model->t2, 0, hw, c, n, 1),
+           t2_tokens = at_tensor_permute (&t2_hw, 1, 0, 2, 3);
   AtTensor tok = f32 (model->tok, 0, c, cols, 1, 1), tok3 = f32 (model->tok, 0, c, hw, n, 1);
   AtTensor xn = f32 (model->t1, 0, c, cols, 1, 1), y = f32 (model->t1, 0, c, hw, n, 1);
-  AtTensor y_hw = at_tensor_permute (&y, 1, 0, 2, 3), x_hw = f32 (x->buffer, x->offset, hw, c, n, 1);
+  AtTensor y_hw = at_tensor_permute (&y, 1, 0, 2, 3),
+           x_hw = f32 (x->buffer, x->offset, hw, c, n, 1);
   AtTensor context = f32 (model->context, 0, model->hp.context_dim, model->n_ctx * n, 1, 1);
 
   at_op_group_norm (batch, x, &s->norm_w, &s->norm_b, &t1, GN_GROUPS, ST_GN_EPS, FALSE);
@@ -1076,8 +1077,15 @@ spatial_transformer (AtUnetModel *model, const Spatial *s, const AtTensor *x)
   at_op_add (batch, &x_hw, &y_hw, &x_hw);
 }
 
-/* Records one block on h (input blocks write into dst, output blocks alternate between
- * h[0] and h[1]); returns the block's output. */
+static AtGpuBuffer *
+other_h (AtUnetModel *model, const AtGpuBuffer *buffer)
+{
+  return buffer == model->h[0] ? model->h[1] : model->h[0];
+}
+
+/* Records one block on h and returns its output: a Downsample or a ResBlock writes into
+ * dst's buffer, a SpatialTransformer works in place, an Upsample (to up_to's size) goes
+ * through t1 into whichever of h[0] and h[1] the output is not in. */
 static AtTensor
 block (AtUnetModel *model, const Block *b, const AtTensor *h, const AtTensor *dst,
        const AtTensor *up_to)
@@ -1100,19 +1108,11 @@ block (AtUnetModel *model, const Block *b, const AtTensor *h, const AtTensor *ds
   if (b->has_up)
     {
       AtTensor up = f32 (model->t1, 0, up_to->ne[0], up_to->ne[1], out.ne[2], out.ne[3]);
-      AtGpuBuffer *other = out.buffer == model->h[0] ? model->h[1] : model->h[0];
-
       at_op_upscale_nearest_to (batch, &out, &up);
-      out = f32 (other, 0, up.ne[0], up.ne[1], up.ne[2], up.ne[3]);
+      out = f32 (other_h (model, out.buffer), 0, up.ne[0], up.ne[1], up.ne[2], up.ne[3]);
       at_op_conv2d (batch, &b->up_w, &b->up_b, &up, &out, 1, 1);
     }
   return out;
-}
-
-static AtGpuBuffer *
-other_h (AtUnetModel *model, const AtGpuBuffer *buffer)
-{
-  return buffer == model->h[0] ? model->h[1] : model->h[0];
 }
 
 /* emb = SiLU (time_embed (timestep_embedding (t))): the ResBlocks only use it through
@@ -1148,9 +1148,11 @@ begin (AtUnetModel *model, const float *x, gint64 width, gint64 height, gint64 n
   if (width < 1 || height < 1 || n < 1 || n_ctx < 1)
     {
       g_set_error (error, AT_ERROR, AT_ERROR_INVALID_ARGUMENT,
-                   "UNet input of %" G_GINT64_FORMAT "x%" G_GINT64_FORMAT ", batch %"
-                   G_GINT64_FORMAT ", %" G_GINT64_FORMAT " context tokens: every size must be "
-                   "at least 1", width, height, n, n_ctx);
+                   "UNet input of %" G_GINT64_FORMAT "x%" G_GINT64_FORMAT
+                   ", batch %" G_GINT64_FORMAT ", %" G_GINT64_FORMAT
+                   " context tokens: every size must be "
+                   "at least 1",
+                   width, height, n, n_ctx);
       return FALSE;
     }
   if ((model->width != width || model->height != height || model->n != n || model->n_ctx != n_ctx)
@@ -1229,8 +1231,8 @@ at_unet_model_forward_block (AtUnetModel *model, int index, gboolean attention, 
 
   if (b == NULL || (attention ? !b->has_attn : !b->has_res))
     {
-      g_set_error (error, AT_ERROR, AT_ERROR_INVALID_ARGUMENT,
-                   "input_blocks.%d has no %s", index, attention ? "SpatialTransformer" : "ResBlock");
+      g_set_error (error, AT_ERROR, AT_ERROR_INVALID_ARGUMENT, "input_blocks.%d has no %s", index,
+                   attention ? "SpatialTransformer" : "ResBlock");
       return FALSE;
     }
   c_in = attention ? b->attn.channels : b->res.c_in;
@@ -1264,8 +1266,7 @@ conv_flops (gint64 kernel, gint64 c_in, gint64 c_out, gint64 pixels)
 /* The projections and both attentions' products (Q K^T and P V: 2 C n_q n_kv each per
  * sample), and the feed-forward. */
 static double
-spatial_flops (const Spatial *s, int depth, gint64 context_dim, gint64 hw, gint64 n,
-               gint64 n_ctx)
+spatial_flops (const Spatial *s, int depth, gint64 context_dim, gint64 hw, gint64 n, gint64 n_ctx)
 {
   const double c = (double)s->channels, cols = (double)(hw * n);
   double flops = 2.0 * 2.0 * c * c * cols; /* proj_in, proj_out */
@@ -1299,7 +1300,8 @@ at_unet_model_forward_flops (AtUnetModel *model, gint64 width, gint64 height, gi
       const Res *r = &b->res;
 
       if (b->has_res)
-        flops += conv_flops (3, r->c_in, r->c_out, pixels) + conv_flops (3, r->c_out, r->c_out, pixels)
+        flops += conv_flops (3, r->c_in, r->c_out, pixels)
+                 + conv_flops (3, r->c_out, r->c_out, pixels)
                  + (r->has_skip ? conv_flops (1, r->c_in, r->c_out, pixels) : 0.0)
                  + 2.0 * model->emb_dim * r->c_out * n;
       if (b->has_attn)

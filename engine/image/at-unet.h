@@ -34,10 +34,11 @@ G_BEGIN_DECLS
 
 #define AT_UNET_MAX_LEVELS 8
 
-typedef struct {
+typedef struct
+{
   gint64 in_channels, out_channels, model_channels, context_dim;
-  int n_levels;                                /* len(channel_mult) */
-  gint64 level_channels[AT_UNET_MAX_LEVELS];   /* model_channels * channel_mult[i] */
+  int n_levels;                              /* len(channel_mult) */
+  gint64 level_channels[AT_UNET_MAX_LEVELS]; /* model_channels * channel_mult[i] */
   int n_res_blocks;
   gboolean level_attention[AT_UNET_MAX_LEVELS];
   int transformer_depth;
@@ -47,7 +48,8 @@ typedef struct {
 
 /* --- The tensors of the file ---------------------------------------------------------- */
 
-typedef struct {
+typedef struct
+{
   gint64 c_in, c_out;
   const AtSafetensorsTensor *in_norm_w, *in_norm_b, *in_conv_w, *in_conv_b;
   const AtSafetensorsTensor *emb_w, *emb_b;
@@ -56,17 +58,20 @@ typedef struct {
 } AtUnetResTensors;
 
 /* One attention: to_k and to_v read the block's own tokens (attn1) or the context. */
-typedef struct {
+typedef struct
+{
   const AtSafetensorsTensor *q, *k, *v, *out_w, *out_b;
 } AtUnetAttnTensors;
 
-typedef struct {
+typedef struct
+{
   const AtSafetensorsTensor *norm1_w, *norm1_b, *norm2_w, *norm2_b, *norm3_w, *norm3_b;
   AtUnetAttnTensors attn1, attn2;
   const AtSafetensorsTensor *ff_proj_w, *ff_proj_b, *ff_out_w, *ff_out_b;
 } AtUnetTransformerTensors;
 
-typedef struct {
+typedef struct
+{
   gint64 channels, head_dim;
   /* proj_in and proj_out are [1, 1, C, C] convs or [C, C] matrices: the same memory. */
   const AtSafetensorsTensor *norm_w, *norm_b, *proj_in_w, *proj_in_b, *proj_out_w, *proj_out_b;
@@ -76,7 +81,8 @@ typedef struct {
 /* One entry of input_blocks, middle_block or output_blocks, its parts in order: a
  * ResBlock, a SpatialTransformer, then a stride-2 Downsample (input blocks) or an
  * Upsample (output blocks), each present or not. input_blocks.0 is conv_in instead. */
-typedef struct {
+typedef struct
+{
   int level; /* of channel_mult: the block runs at the input size / 2^level */
   gboolean has_res, has_attn;
   AtUnetResTensors res;
@@ -84,7 +90,8 @@ typedef struct {
   const AtSafetensorsTensor *down_w, *down_b, *up_w, *up_b;
 } AtUnetBlockTensors;
 
-typedef struct {
+typedef struct
+{
   AtSdCheckpointInfo info;
   AtUnetHParams hp;
   const AtSafetensorsTensor *time_embed0_w, *time_embed0_b, *time_embed2_w, *time_embed2_b;
@@ -133,8 +140,8 @@ gboolean at_unet_model_forward (AtUnetModel *model, const float *x, gint64 width
  * size of that block's input; out has the part's output shape. */
 gboolean at_unet_model_forward_block (AtUnetModel *model, int index, gboolean attention,
                                       const float *x, gint64 width, gint64 height, gint64 n,
-                                      const float *timesteps, const float *context,
-                                      gint64 n_ctx, float *out, GError **error);
+                                      const float *timesteps, const float *context, gint64 n_ctx,
+                                      float *out, GError **error);
 
 /* FLOPs of one forward at that shape (2 per multiply-add, convs + matmuls + attention),
  * for the benchmark's TFLOP/s. */

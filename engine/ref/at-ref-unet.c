@@ -36,7 +36,7 @@ typedef struct
 static Image
 image_new (gint64 w, gint64 h, gint64 c, gint64 n)
 {
-  Image im = { { w, h, c, n }, g_new0 (float, w * h * c * n) };
+  Image im = { { w, h, c, n }, g_new0 (float, w *h *c *n) };
 
   return im;
 }
@@ -52,9 +52,9 @@ static Image
 conv (const AtSafetensorsTensor *w, const AtSafetensorsTensor *b, const Image *x, int stride,
       int padding)
 {
-  const gint64 w_ne[4] = { w->n_dims == 2 ? 1 : w->ne[0], w->n_dims == 2 ? 1 : w->ne[1],
-                           w->n_dims == 2 ? w->ne[0] : w->ne[2],
-                           w->n_dims == 2 ? w->ne[1] : w->ne[3] };
+  const gint64 w_ne[4]
+      = { w->n_dims == 2 ? 1 : w->ne[0], w->n_dims == 2 ? 1 : w->ne[1],
+          w->n_dims == 2 ? w->ne[0] : w->ne[2], w->n_dims == 2 ? w->ne[1] : w->ne[3] };
   g_autofree float *wf = to_f32 (w);
   g_autofree float *bf = to_f32 (b);
   Image out = image_new ((x->ne[0] + 2 * padding - w_ne[0]) / stride + 1,
@@ -82,7 +82,7 @@ linear (const AtSafetensorsTensor *w, const AtSafetensorsTensor *bias, const flo
 {
   const gint64 k = w->n_dims == 2 ? w->ne[0] : w->ne[2], m = w->n_dims == 2 ? w->ne[1] : w->ne[3];
   g_autofree float *wf = to_f32 (w);
-  float *dst = g_new (float, m * cols);
+  float *dst = g_new (float, m *cols);
 
   at_ref_mul_mat (wf, x, dst, k, m, cols);
   if (bias != NULL)
@@ -146,13 +146,14 @@ static void
 attention (const AtUnetAttnTensors *a, gint64 c, gint64 head_dim, const float *xn, const float *kv,
            gint64 n_q, gint64 n_kv, gint64 n, float *tok)
 {
-  const AtRefAttnShape shape = { head_dim, n_q, n_kv, c / head_dim, c / head_dim,
-                                 1.0 / sqrt ((double)head_dim), FALSE, 0 };
+  const AtRefAttnShape shape = {
+    head_dim, n_q, n_kv, c / head_dim, c / head_dim, 1.0 / sqrt ((double)head_dim), FALSE, 0
+  };
   g_autofree float *q = linear (a->q, NULL, xn, n_q * n);
   g_autofree float *k = linear (a->k, NULL, kv, n_kv * n);
   g_autofree float *v = linear (a->v, NULL, kv, n_kv * n);
-  g_autofree float *qh = g_new (float, c * n_q), *kh = g_new (float, c * n_kv);
-  g_autofree float *vh = g_new (float, c * n_kv), *att = g_new (float, c * n_q * n);
+  g_autofree float *qh = g_new (float, c *n_q), *kh = g_new (float, c *n_kv);
+  g_autofree float *vh = g_new (float, c *n_kv), *att = g_new (float, c *n_q *n);
   g_autofree float *out = NULL;
 
   for (gint64 s = 0; s < n; s++)
@@ -198,7 +199,7 @@ spatial_transformer (const AtUnetSpatialTensors *s, int depth, Image *x, const f
   const gint64 c = s->channels, hw = x->ne[0] * x->ne[1], n = x->ne[3], cols = hw * n;
   Image t = group_norm (s->norm_w, s->norm_b, x, ST_GN_EPS, FALSE);
   Image p = conv (s->proj_in_w, s->proj_in_b, &t, 1, 0);
-  g_autofree float *tok = g_new (float, c * cols), *xn = g_new (float, c * cols);
+  g_autofree float *tok = g_new (float, c *cols), *xn = g_new (float, c *cols);
   g_autofree float *y = NULL;
 
   for (gint64 i = 0; i < n; i++)
@@ -230,7 +231,7 @@ static float *
 time_embedding (const AtUnetFile *file, const float *timesteps, gint64 n)
 {
   const gint64 mc = file->hp.model_channels, emb_dim = file->time_embed0_w->ne[1];
-  g_autofree float *temb = g_new (float, mc * n);
+  g_autofree float *temb = g_new (float, mc *n);
   g_autofree float *hidden = NULL;
   float *emb;
 
@@ -286,9 +287,8 @@ image_copy (const Image *im)
 }
 
 void
-at_ref_unet_forward (const AtUnetFile *file, const float *x, gint64 width, gint64 height,
-                     gint64 n, const float *timesteps, const float *context, gint64 n_ctx,
-                     float *out)
+at_ref_unet_forward (const AtUnetFile *file, const float *x, gint64 width, gint64 height, gint64 n,
+                     const float *timesteps, const float *context, gint64 n_ctx, float *out)
 {
   const AtUnetHParams *hp = &file->hp;
   g_autofree float *emb = time_embedding (file, timesteps, n);
