@@ -41,11 +41,15 @@ typedef struct
 } Checkpoint;
 
 static void
-checkpoint_open (Checkpoint *c, AtSdFixtureLayout layout, const AtSdFixtureUnet *unet)
+checkpoint_open_typed (Checkpoint *c, AtSdFixtureLayout layout, const AtSdFixtureUnet *unet,
+                       const char *matrix_dtype)
 {
-  AtSdFixture fixture = {
-    .layout = layout, .seed = at_test_seed (), .n_layer = 1, .with_unet = TRUE, .unet = unet
-  };
+  AtSdFixture fixture = { .layout = layout,
+                          .seed = at_test_seed (),
+                          .n_layer = 1,
+                          .with_unet = TRUE,
+                          .unet = unet,
+                          .matrix_dtype = matrix_dtype };
   g_autoptr (GError) error = NULL;
   g_autoptr (GBytes) bytes = at_sd_fixture_build (&fixture, &error);
   AtSdCheckpointInfo info;
@@ -56,6 +60,12 @@ checkpoint_open (Checkpoint *c, AtSdFixtureLayout layout, const AtSdFixtureUnet 
   g_assert_true (at_sd_checkpoint_detect (c->st, &info, &error));
   g_assert_true (at_unet_file_init (&c->file, c->st, &info, &error));
   g_assert_no_error (error);
+}
+
+static void
+checkpoint_open (Checkpoint *c, AtSdFixtureLayout layout, const AtSdFixtureUnet *unet)
+{
+  checkpoint_open_typed (c, layout, unet, NULL);
 }
 
 static void
@@ -221,6 +231,7 @@ typedef struct
   AtSdFixtureLayout layout;
   const AtSdFixtureUnet *unet;
   gint64 width, height;
+  const char *matrix_dtype; /* NULL: F16 */
 } ForwardCase;
 
 static void
@@ -230,7 +241,7 @@ test_forward (gconstpointer data)
   Checkpoint c;
   g_autoptr (GError) error = NULL;
 
-  checkpoint_open (&c, fc->layout, fc->unet);
+  checkpoint_open_typed (&c, fc->layout, fc->unet, fc->matrix_dtype);
   {
     const AtUnetHParams *hp = &c.file.hp;
     const gsize n_out = fc->width * fc->height * hp->out_channels * 2;
@@ -337,6 +348,10 @@ main (int argc, char **argv)
     { "/image/unet/forward-inpaint", AT_SD_FIXTURE_SD1, &inpainting, 6, 5 },
     /* 9 x 7 -> 5 x 4 -> 3 x 2, a level without attention, two ResBlocks a level. */
     { "/image/unet/forward-three-levels", AT_SD_FIXTURE_SD1, &three_levels, 9, 7 },
+    /* BF16 conv weights become F16 on the GPU (exactly, at these magnitudes); F32 ones
+     * stay F32. */
+    { "/image/unet/forward-bf16", AT_SD_FIXTURE_SD1, NULL, 5, 6, "BF16" },
+    { "/image/unet/forward-f32", AT_SD_FIXTURE_SD2, NULL, 4, 4, "F32" },
   };
 
   at_test_init (&argc, &argv);
