@@ -311,6 +311,9 @@ test_malformed (void)
   assert_invalid (UNET "middle_block.2.out_layers.3.bias", NULL);
   assert_invalid (UNET "out.2.weight", NULL);
   assert_invalid (UNET "time_embed.2.weight", NULL);
+  /* The levels are read off the ResBlocks: one missing cuts its level short. */
+  assert_invalid (UNET "input_blocks.3.0.in_layers.2.weight", NULL);
+  assert_invalid (UNET "input_blocks.1.0.in_layers.2.weight", NULL);
   assert_invalid (NULL, UNET "input_blocks.3.0.skip_connection.weight");
   assert_invalid (NULL, UNET "output_blocks.1.2.conv.weight");
   assert_invalid (NULL, UNET "input_blocks.1.1.transformer_blocks.0.ff.net.0.proj.weight");

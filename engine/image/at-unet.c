@@ -287,11 +287,14 @@ read_levels (Finder *f, AtUnetHParams *hp, int *n_input_blocks)
         hp->n_res_blocks++;
       in_level++;
     }
-  if (in_level != hp->n_res_blocks || hp->n_res_blocks == 0)
+  /* The walk stops at the first block without a ResBlock: a short last level (or none)
+   * means that block's tensors are missing. */
+  if (in_level < hp->n_res_blocks || hp->n_res_blocks == 0)
     return fail (f, AT_ERROR_INVALID_FILE,
-                 "the UNet's last level has %d ResBlocks, level 0 has %d ('%sinput_blocks.1.0."
-                 "in_layers.2.weight' is the first)",
-                 in_level, hp->n_res_blocks, PREFIX);
+                 "tensor '%sinput_blocks.%d.0.in_layers.2.weight' is missing", PREFIX, k);
+  if (in_level > hp->n_res_blocks)
+    return fail (f, AT_ERROR_INVALID_FILE, "the UNet's last level has %d ResBlocks, level 0 has %d",
+                 in_level, hp->n_res_blocks);
   hp->n_levels = level + 1;
   *n_input_blocks = k;
   return TRUE;
