@@ -40,6 +40,21 @@ typedef struct
   AtUnetFile file;
 } Checkpoint;
 
+/* The fixture's checkpoint, opened, and its family in info. */
+static AtSafetensors *
+open_fixture (const AtSdFixture *fixture, AtSdCheckpointInfo *info)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GBytes) bytes = at_sd_fixture_build (fixture, &error);
+  AtSafetensors *st;
+
+  g_assert_no_error (error);
+  st = at_safetensors_new_from_bytes (bytes, "model.safetensors", &error);
+  g_assert_no_error (error);
+  g_assert_true (at_sd_checkpoint_detect (st, info, &error));
+  return st;
+}
+
 static void
 checkpoint_open_typed (Checkpoint *c, AtSdFixtureLayout layout, const AtSdFixtureUnet *unet,
                        const char *matrix_dtype)
@@ -51,13 +66,9 @@ checkpoint_open_typed (Checkpoint *c, AtSdFixtureLayout layout, const AtSdFixtur
                           .unet = unet,
                           .matrix_dtype = matrix_dtype };
   g_autoptr (GError) error = NULL;
-  g_autoptr (GBytes) bytes = at_sd_fixture_build (&fixture, &error);
   AtSdCheckpointInfo info;
 
-  g_assert_no_error (error);
-  c->st = at_safetensors_new_from_bytes (bytes, "model.safetensors", &error);
-  g_assert_no_error (error);
-  g_assert_true (at_sd_checkpoint_detect (c->st, &info, &error));
+  c->st = open_fixture (&fixture, &info);
   g_assert_true (at_unet_file_init (&c->file, c->st, &info, &error));
   g_assert_no_error (error);
 }
@@ -293,11 +304,9 @@ assert_invalid (const char *omit, const char *misshape)
                           .omit_tensor = omit,
                           .misshape_tensor = misshape };
   g_autoptr (GError) error = NULL;
-  g_autoptr (GBytes) bytes = at_sd_fixture_build (&fixture, &error);
-  g_autoptr (AtSafetensors) st = at_safetensors_new_from_bytes (bytes, "model.safetensors", &error);
   AtSdCheckpointInfo info;
+  g_autoptr (AtSafetensors) st = open_fixture (&fixture, &info);
 
-  g_assert_true (at_sd_checkpoint_detect (st, &info, &error));
   g_assert_null (at_unet_model_new (at_test_gpu (), st, &info, &error));
   g_assert_error (error, AT_ERROR, AT_ERROR_INVALID_FILE);
   g_test_message ("%s", error->message);
