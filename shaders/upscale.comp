@@ -1,7 +1,7 @@
 #version 450
-// Nearest-neighbour upsampling of dimensions 0 and 1 by an integer factor: dst element
-// (i0, i1, i2, i3) = x (i0 / factor, i1 / factor, i2, i3). F32 moved as bits; any
-// strides.
+// Nearest-neighbour resampling of dimensions 0 and 1 to dst's size with PyTorch's rule:
+// dst element (i0, i1, i2, i3) = x (i0 * x_ne0 / ne0, i1 * x_ne1 / ne1, i2, i3) rounded
+// down (an integer factor f gives i0 / f). F32 moved as bits; any strides.
 #include "common.glsl"
 
 layout(local_size_x_id = 0) in;
@@ -11,7 +11,7 @@ layout(binding = 1) writeonly buffer D { uint d[]; };
 
 layout(push_constant) uniform Params {
     uint ne0, ne1, ne2, ne3; // shape of dst
-    uint factor;
+    uint x_ne0, x_ne1;
     uint x_first, d_first;
     uint x_s0, x_s1, x_s2, x_s3; // element strides
     uint d_s0, d_s1, d_s2, d_s3;
@@ -28,6 +28,6 @@ void main()
     const uint i3 = i / (p.ne0 * p.ne1 * p.ne2);
 
     d[p.d_first + i0 * p.d_s0 + i1 * p.d_s1 + i2 * p.d_s2 + i3 * p.d_s3] =
-        x[p.x_first + (i0 / p.factor) * p.x_s0 + (i1 / p.factor) * p.x_s1 + i2 * p.x_s2 +
+        x[p.x_first + (i0 * p.x_ne0 / p.ne0) * p.x_s0 + (i1 * p.x_ne1 / p.ne1) * p.x_s1 + i2 * p.x_s2 +
           i3 * p.x_s3];
 }

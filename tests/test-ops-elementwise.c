@@ -495,6 +495,45 @@ test_upscale_nearest (void)
   check_upscale ((const gint64[4]) { 9, 4, 3, 1 }, 1);
 }
 
+/* To a size that is no multiple of x's: the UNet's Upsample meeting an odd skip tensor
+ * (ceil (9 / 2) = 5 back up to 9), and a shrink, which the same rule covers. */
+static void
+check_upscale_to (const gint64 ne[4], gint64 w, gint64 h)
+{
+  gsize n = ne[0] * ne[1] * ne[2] * ne[3], dst_n = w * h * ne[2] * ne[3];
+  g_autoptr (AtTestTensor) x = at_test_tensor_new (AT_TYPE_F32, ne[0], ne[1], ne[2], ne[3]);
+  g_autoptr (AtTestTensor) dst = at_test_tensor_new (AT_TYPE_F32, w, h, ne[2], ne[3]);
+  g_autofree float *values = at_test_random_floats (n, -2, 2);
+  g_autofree float *want = g_new (float, dst_n);
+  g_autofree float *got = NULL;
+  g_autoptr (AtBatch) batch = at_batch_new (at_test_gpu ());
+  g_autofree char *what = g_strdup_printf ("upscale [%ld,%ld] to [%ld,%ld]", (long) ne[0],
+                                           (long) ne[1], (long) w, (long) h);
+
+  at_test_tensor_upload (x, values);
+  at_test_tensor_poison (dst);
+  at_op_upscale_nearest_to (batch, &x->t, &dst->t);
+  at_test_run_batch (batch);
+  got = at_test_tensor_download (dst);
+  at_ref_upscale_nearest_to (values, ne, w, h, want);
+  at_test_assert_close (what, got, want, dst_n, 0.0);
+}
+
+static void
+test_upscale_nearest_to (void)
+{
+  /* PyTorch's nearest from 5 to 9: sources 0 0 1 1 2 2 3 3 4. */
+  const float row[5] = { 10, 11, 12, 13, 14 };
+  const float expected[9] = { 10, 10, 11, 11, 12, 12, 13, 13, 14 };
+  float got[9];
+
+  at_ref_upscale_nearest_to (row, (const gint64[4]) { 5, 1, 1, 1 }, 9, 1, got);
+  g_assert_cmpmem (got, sizeof got, expected, sizeof expected);
+  check_upscale_to ((const gint64[4]) { 5, 4, 3, 2 }, 9, 7);
+  check_upscale_to ((const gint64[4]) { 3, 2, 5, 1 }, 5, 4);
+  check_upscale_to ((const gint64[4]) { 7, 6, 2, 1 }, 3, 13);
+}
+
 static void
 test_upscale_bad (void)
 {
@@ -580,6 +619,7 @@ main (int argc, char **argv)
   g_test_add_func ("/ops/concat/dims", test_concat);
   g_test_add_func ("/ops/concat/bad", test_concat_bad);
   g_test_add_func ("/ops/upscale-nearest/factors", test_upscale_nearest);
+  g_test_add_func ("/ops/upscale-nearest/to-size", test_upscale_nearest_to);
   g_test_add_func ("/ops/upscale-nearest/bad", test_upscale_bad);
   g_test_add_func ("/ops/timestep-embedding/sd", test_timestep_embedding);
   g_test_add_func ("/ops/timestep-embedding/bad", test_timestep_embedding_bad);

@@ -142,33 +142,51 @@ at_op_concat (AtBatch *batch, const AtTensor *a, const AtTensor *c, const AtTens
 }
 
 void
-at_op_upscale_nearest (AtBatch *batch, const AtTensor *x, const AtTensor *dst, int factor)
+at_op_upscale_nearest_to (AtBatch *batch, const AtTensor *x, const AtTensor *dst)
 {
   struct {
     guint32 ne[4];
-    guint32 factor;
+    guint32 x_ne0, x_ne1;
     guint32 x_first, d_first;
     guint32 x_s[4], d_s[4];
   } push;
   AtBinding bindings[2];
 
-  if (!at_op_check (batch, factor >= 1, "upscale: factor %d is not positive", factor) ||
-      !at_op_check (batch, x->type == AT_TYPE_F32 && dst->type == AT_TYPE_F32,
+  if (!at_op_check (batch, x->type == AT_TYPE_F32 && dst->type == AT_TYPE_F32,
                     "upscale: only F32 tensors are supported") ||
-      !at_op_check (batch, dst->ne[0] == x->ne[0] * factor && dst->ne[1] == x->ne[1] * factor &&
-                    dst->ne[2] == x->ne[2] && dst->ne[3] == x->ne[3],
+      !at_op_check (batch, x->ne[0] >= 1 && x->ne[1] >= 1 && dst->ne[2] == x->ne[2] &&
+                    dst->ne[3] == x->ne[3],
                     "upscale: [%" G_GINT64_FORMAT ", %" G_GINT64_FORMAT ", %" G_GINT64_FORMAT
-                    ", %" G_GINT64_FORMAT "] by %d does not give [%" G_GINT64_FORMAT ", %"
+                    ", %" G_GINT64_FORMAT "] does not resample to [%" G_GINT64_FORMAT ", %"
                     G_GINT64_FORMAT ", %" G_GINT64_FORMAT ", %" G_GINT64_FORMAT "]",
-                    x->ne[0], x->ne[1], x->ne[2], x->ne[3], factor, dst->ne[0], dst->ne[1],
+                    x->ne[0], x->ne[1], x->ne[2], x->ne[3], dst->ne[0], dst->ne[1],
                     dst->ne[2], dst->ne[3]) ||
+      /* the shader's i0 * x_ne0 */
+      !at_op_check (batch, dst->ne[0] * x->ne[0] <= G_MAXUINT32 &&
+                    dst->ne[1] * x->ne[1] <= G_MAXUINT32, "upscale: sizes too large") ||
       !element_binding (batch, "upscale", x, FALSE, &bindings[0], &push.x_first, push.x_s) ||
       !element_binding (batch, "upscale", dst, TRUE, &bindings[1], &push.d_first, push.d_s))
     return;
 
   for (int d = 0; d < 4; d++)
     push.ne[d] = (guint32) dst->ne[d];
-  push.factor = (guint32) factor;
+  push.x_ne0 = (guint32) x->ne[0];
+  push.x_ne1 = (guint32) x->ne[1];
   dispatch (batch, "upscale_nearest", bindings, 2, &push, sizeof push,
             at_tensor_n_elements (dst));
+}
+
+void
+at_op_upscale_nearest (AtBatch *batch, const AtTensor *x, const AtTensor *dst, int factor)
+{
+  if (!at_op_check (batch, factor >= 1, "upscale: factor %d is not positive", factor) ||
+      !at_op_check (batch, dst->ne[0] == x->ne[0] * factor && dst->ne[1] == x->ne[1] * factor &&
+                    dst->ne[2] == x->ne[2] && dst->ne[3] == x->ne[3],
+                    "upscale: [%" G_GINT64_FORMAT ", %" G_GINT64_FORMAT ", %" G_GINT64_FORMAT
+                    ", %" G_GINT64_FORMAT "] by %d does not give [%" G_GINT64_FORMAT ", %"
+                    G_GINT64_FORMAT ", %" G_GINT64_FORMAT ", %" G_GINT64_FORMAT "]",
+                    x->ne[0], x->ne[1], x->ne[2], x->ne[3], factor, dst->ne[0], dst->ne[1],
+                    dst->ne[2], dst->ne[3]))
+    return;
+  at_op_upscale_nearest_to (batch, x, dst);
 }

@@ -41,6 +41,12 @@ void at_op_concat (AtBatch *batch, const AtTensor *a, const AtTensor *c, const A
 void at_op_upscale_nearest (AtBatch *batch, const AtTensor *x, const AtTensor *dst,
                             int factor);
 
+/* Nearest-neighbour resampling of the two inner dimensions to dst's size, as PyTorch's
+ * F.interpolate (mode "nearest") with an output size: dst (i0, i1, c, n) = x (floor (i0 *
+ * w / w_dst), floor (i1 * h / h_dst), c, n). The UNet's Upsample uses it to meet the
+ * size of an odd skip tensor (5 to 9 rows); with an integer factor it is the op above. */
+void at_op_upscale_nearest_to (AtBatch *batch, const AtTensor *x, const AtTensor *dst);
+
 /* Sinusoidal timestep embedding (Stable Diffusion, ggml_timestep_embedding): for each
  * timestep t of timesteps [n] and j < half = dim / 2, with
  * freq = exp(-ln(max_period) * j / half), dst [dim, n] holds cos(t * freq) at j and

@@ -73,14 +73,18 @@ at_ref_concat (const float *a, const gint64 a_ne[4], const float *c, const gint6
 }
 
 void
-at_ref_upscale_nearest (const float *x, const gint64 ne[4], int factor, float *dst)
+at_ref_upscale_nearest_to (const float *x, const gint64 ne[4], gint64 w, gint64 h, float *dst)
 {
-  gint64 w = ne[0] * factor, h = ne[1] * factor;
-
   for (gint64 i3 = 0; i3 < ne[3]; i3++)
     for (gint64 i2 = 0; i2 < ne[2]; i2++)
       for (gint64 i1 = 0; i1 < h; i1++)
         for (gint64 i0 = 0; i0 < w; i0++)
           dst[((i3 * ne[2] + i2) * h + i1) * w + i0] =
-            x[((i3 * ne[2] + i2) * ne[1] + i1 / factor) * ne[0] + i0 / factor];
+            x[((i3 * ne[2] + i2) * ne[1] + i1 * ne[1] / h) * ne[0] + i0 * ne[0] / w];
+}
+
+void
+at_ref_upscale_nearest (const float *x, const gint64 ne[4], int factor, float *dst)
+{
+  at_ref_upscale_nearest_to (x, ne, ne[0] * factor, ne[1] * factor, dst);
 }

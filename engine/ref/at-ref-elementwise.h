@@ -25,6 +25,9 @@ void at_ref_concat (const float *a, const gint64 a_ne[4], const float *c, const 
 
 /* Contiguous x [ne] to contiguous dst [ne0 * factor, ne1 * factor, ne2, ne3]. */
 void at_ref_upscale_nearest (const float *x, const gint64 ne[4], int factor, float *dst);
+/* Contiguous x [ne] to contiguous dst [w, h, ne2, ne3], source index floor (i * ne / w). */
+void at_ref_upscale_nearest_to (const float *x, const gint64 ne[4], gint64 w, gint64 h,
+                                float *dst);
 
 /* --- Timestep embedding (at-ref-timestep-embedding.c) --- */
 
