@@ -367,13 +367,17 @@ atelier_export_asset (AtelierAsset *asset, const char *folder,
   else
     ok = copy_file (source, target, error);
   if (!ok)
-    return FALSE;
+    {
+      g_prefix_error (error, _("Exporting into %s failed: "), folder);
+      return FALSE;
+    }
 
   sidecar = atelier_export_sidecar (asset);
   if (!write_file (sidecar_path, sidecar, strlen (sidecar), error))
     {
       /* An asset without its sidecar would lose what made it. */
       g_unlink (target);
+      g_prefix_error (error, _("Exporting into %s failed: "), folder);
       return FALSE;
     }
   if (exported_path != NULL)
@@ -481,8 +485,11 @@ atelier_export_assets_async (GPtrArray *assets, const char *folder,
 guint
 atelier_export_assets_finish (GAsyncResult *result, GError **error)
 {
+  gssize n;
+
   g_return_val_if_fail (g_task_is_valid (result, NULL), 0);
-  return (guint)MAX (g_task_propagate_int (G_TASK (result), error), 0);
+  n = g_task_propagate_int (G_TASK (result), error);
+  return n > 0 ? (guint)n : 0;
 }
 
 void
