@@ -477,8 +477,8 @@ setup_cell (GtkSignalListItemFactory *factory, GtkListItem *item, AtelierGallery
   gtk_widget_set_halign (spinner, GTK_ALIGN_CENTER);
   gtk_widget_set_valign (spinner, GTK_ALIGN_CENTER);
   gtk_stack_add_named (cell->preview, spinner, "loading");
-  g_object_bind_property (cell->preview, "visible-child-name", spinner, "spinning",
-                          G_BINDING_DEFAULT);
+  /* It only animates while its stack page is shown (mapped). */
+  gtk_spinner_set_spinning (GTK_SPINNER (spinner), TRUE);
   gtk_overlay_set_child (GTK_OVERLAY (overlay), GTK_WIDGET (cell->preview));
 
   cell->kind_icon = GTK_IMAGE (gtk_image_new ());
@@ -568,8 +568,12 @@ details_label (AtelierAsset *asset)
   if (atelier_asset_get_model (asset)[0] != '\0')
     g_string_append_printf (details, " · %s", atelier_asset_get_model (asset));
   if (atelier_asset_get_kind (asset) == ATELIER_ASSET_IMAGE && atelier_asset_get_seed (asset) >= 0)
-    /* Translators: the random seed an image was generated with. */
-    g_string_append_printf (details, _(" · seed %" G_GINT64_FORMAT), atelier_asset_get_seed (asset));
+    {
+      g_autofree char *seed = g_strdup_printf ("%" G_GINT64_FORMAT, atelier_asset_get_seed (asset));
+
+      /* Translators: the random seed an image was generated with. */
+      g_string_append_printf (details, _(" · seed %s"), seed);
+    }
   label = gtk_label_new (details->str);
   g_string_free (details, TRUE);
   gtk_label_set_selectable (GTK_LABEL (label), TRUE);

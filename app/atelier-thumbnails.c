@@ -1,7 +1,6 @@
 /* atelier-thumbnails.c: asset previews (see atelier-thumbnails.h). */
 #include "config.h"
 
-#include <glib/gi18n.h>
 
 #include "atelier-thumbnails.h"
 
