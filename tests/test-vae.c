@@ -41,8 +41,12 @@ typedef struct
 static void
 vae_open (Vae *v, const AtSdFixtureVae *shape)
 {
-  AtSdFixture fixture = { .layout = AT_SD_FIXTURE_SD1, .seed = at_test_seed (), .n_embd = 64,
-                          .n_layer = 1, .with_vae = TRUE, .vae = shape };
+  AtSdFixture fixture = { .layout = AT_SD_FIXTURE_SD1,
+                          .seed = at_test_seed (),
+                          .n_embd = 64,
+                          .n_layer = 1,
+                          .with_vae = TRUE,
+                          .vae = shape };
   g_autoptr (GError) error = NULL;
 
   v->st = open_fixture (&fixture);
@@ -90,8 +94,12 @@ test_hparams (void)
   vae_close (&v);
 
   /* Shapes from the tensors: three levels, decoder only. */
-  const AtSdFixtureVae deeper = { .ch = 32, .n_levels = 3, .ch_mult = { 1, 1, 2 },
-                                  .n_res_blocks = 2, .z_channels = 8, .decoder_only = TRUE };
+  const AtSdFixtureVae deeper = { .ch = 32,
+                                  .n_levels = 3,
+                                  .ch_mult = { 1, 1, 2 },
+                                  .n_res_blocks = 2,
+                                  .z_channels = 8,
+                                  .decoder_only = TRUE };
   vae_open (&v, &deeper);
   hp = at_vae_model_get_hparams (v.model);
   g_assert_cmpint (hp->n_levels, ==, 3);
@@ -109,14 +117,12 @@ test_hparams (void)
   {
     const double n = 15, c3 = 2.0 * 9;
     const double want = 2.0 * 8 * 8 * n + c3 * 8 * 64 * n + 4 * c3 * 64 * 64 * n
-                        + 4 * 2.0 * 64 * 64 * n + 2 * 2.0 * 64 * n * n
-                        + 6 * c3 * 64 * 64 * n + c3 * 64 * 64 * 4 * n
+                        + 4 * 2.0 * 64 * 64 * n + 2 * 2.0 * 64 * n * n + 6 * c3 * 64 * 64 * n
+                        + c3 * 64 * 64 * 4 * n
                         + (c3 * 64 * 32 + 2.0 * 64 * 32 + 5 * c3 * 32 * 32) * 4 * n
-                        + c3 * 32 * 32 * 16 * n + 6 * c3 * 32 * 32 * 16 * n
-                        + c3 * 32 * 3 * 16 * n;
+                        + c3 * 32 * 32 * 16 * n + 6 * c3 * 32 * 32 * 16 * n + c3 * 32 * 3 * 16 * n;
 
-    g_assert_cmpfloat_with_epsilon (at_vae_model_decode_flops (v.model, 5, 3), want,
-                                    1e-9 * want);
+    g_assert_cmpfloat_with_epsilon (at_vae_model_decode_flops (v.model, 5, 3), want, 1e-9 * want);
   }
   vae_close (&v);
 }
@@ -150,8 +156,8 @@ test_block (gconstpointer data)
   if (c->c_in == c->c_out)
     g_assert_cmpfloat (at_test_rel_l2 (got, x, n_out), >, 0.05);
 
-  g_assert_false (at_vae_model_run_block (v.model, "decoder.up.2.block.0", x, c->w, c->h, got,
-                                          &error));
+  g_assert_false (
+      at_vae_model_run_block (v.model, "decoder.up.2.block.0", x, c->w, c->h, got, &error));
   g_assert_error (error, AT_ERROR, AT_ERROR_INVALID_ARGUMENT);
   vae_close (&v);
 }
@@ -257,7 +263,7 @@ test_tiled (void)
       {
         const gint64 x0 = corners[t][0], y0 = corners[t][1], tw = 16 * ds;
         g_autofree float *crop = g_new (float, 16 * 16 * 4);
-        g_autofree float *tile = g_new (float, tw * tw * 3);
+        g_autofree float *tile = g_new (float, tw *tw * 3);
 
         for (gint64 c = 0; c < 4; c++)
           for (gint64 y = 0; y < 16; y++)
@@ -284,13 +290,13 @@ test_tiled (void)
     g_autofree float *rgb = at_test_random_floats (n, -1, 1);
     g_autofree float *z_whole = g_new (float, nz), *z_tiled = g_new (float, nz);
 
-    g_assert_true (at_vae_model_encode (v.model, rgb, w * ds, h * ds, 0, NULL, z_whole, NULL,
-                                        &error));
-    g_assert_true (at_vae_model_encode (v.model, rgb, w * ds, h * ds, 1000, NULL, z_tiled,
-                                        NULL, &error));
+    g_assert_true (
+        at_vae_model_encode (v.model, rgb, w * ds, h * ds, 0, NULL, z_whole, NULL, &error));
+    g_assert_true (
+        at_vae_model_encode (v.model, rgb, w * ds, h * ds, 1000, NULL, z_tiled, NULL, &error));
     g_assert_cmpmem (z_tiled, nz * sizeof (float), z_whole, nz * sizeof (float));
-    g_assert_true (at_vae_model_encode (v.model, rgb, w * ds, h * ds, 32, NULL, z_tiled, NULL,
-                                        &error));
+    g_assert_true (
+        at_vae_model_encode (v.model, rgb, w * ds, h * ds, 32, NULL, z_tiled, NULL, &error));
     g_assert_no_error (error);
     g_test_message ("tiled encode against untiled: relative L2 %.3g",
                     at_test_rel_l2 (z_tiled, z_whole, nz));
@@ -313,8 +319,8 @@ test_cancel (void)
   g_assert_false (at_vae_model_decode (v.model, latent, 16, 16, 8, rgb, cancellable, &error));
   g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
   g_clear_error (&error);
-  g_assert_false (at_vae_model_encode (v.model, rgb, 32, 32, 16, NULL, latent, cancellable,
-                                       &error));
+  g_assert_false (
+      at_vae_model_encode (v.model, rgb, 32, 32, 16, NULL, latent, cancellable, &error));
   g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
   vae_close (&v);
 }
@@ -389,8 +395,11 @@ main (int argc, char **argv)
     }
   static const CoderCase coders[] = {
     { "tiny", { 0 }, 12, 7, 0 },
-    { "three levels, chunked attention", { .ch = 32, .n_levels = 3, .ch_mult = { 1, 2, 2 },
-                                           .n_res_blocks = 1, .z_channels = 4 }, 6, 5, 7 },
+    { "three levels, chunked attention",
+      { .ch = 32, .n_levels = 3, .ch_mult = { 1, 2, 2 }, .n_res_blocks = 1, .z_channels = 4 },
+      6,
+      5,
+      7 },
   };
   for (gsize i = 0; i < G_N_ELEMENTS (coders); i++)
     {

@@ -74,8 +74,8 @@ find (AtSafetensors *st, const char *name, guint n_dims, const gint64 *ne, gbool
 
 /* name.weight of shape ne and name.bias of its output width. */
 static gboolean
-find_pair (AtSafetensors *st, const char *name, guint n_dims, const gint64 *ne,
-           gboolean linear_ok, AtVaeTensorPair *pair, GError **error)
+find_pair (AtSafetensors *st, const char *name, guint n_dims, const gint64 *ne, gboolean linear_ok,
+           AtVaeTensorPair *pair, GError **error)
 {
   g_autofree char *w = g_strconcat (name, ".weight", NULL);
   g_autofree char *b = g_strconcat (name, ".bias", NULL);
@@ -108,8 +108,8 @@ child (const char *base, const char *name)
 }
 
 static gboolean
-find_resnet (AtSafetensors *st, const char *base, gint64 c_in, gint64 c_out,
-             AtVaeResnetTensors *r, GError **error)
+find_resnet (AtSafetensors *st, const char *base, gint64 c_in, gint64 c_out, AtVaeResnetTensors *r,
+             GError **error)
 {
   g_autofree char *norm1 = child (base, "norm1"), *conv1 = child (base, "conv1");
   g_autofree char *norm2 = child (base, "norm2"), *conv2 = child (base, "conv2");
@@ -252,8 +252,7 @@ find_decoder (AtSafetensors *st, const AtVaeHParams *hp, gint64 dz, AtVaeCoderTe
           g_autofree char *base = g_strdup_printf ("decoder.up.%d.block.%d", i, j);
           const gint64 c_in = j > 0 ? lc[i] : i == top ? lc[top] : lc[i + 1];
 
-          if (!find_resnet (st, base, c_in, lc[i], &t->blocks[i * t->blocks_per_level + j],
-                            error))
+          if (!find_resnet (st, base, c_in, lc[i], &t->blocks[i * t->blocks_per_level + j], error))
             return FALSE;
         }
       if (i > 0)
@@ -286,8 +285,7 @@ find_encoder (AtSafetensors *st, const AtVaeHParams *hp, gint64 dz, AtVaeCoderTe
           g_autofree char *base = g_strdup_printf ("encoder.down.%d.block.%d", i, j);
           const gint64 c_in = j > 0 ? lc[i] : i == 0 ? lc[0] : lc[i - 1];
 
-          if (!find_resnet (st, base, c_in, lc[i], &t->blocks[i * t->blocks_per_level + j],
-                            error))
+          if (!find_resnet (st, base, c_in, lc[i], &t->blocks[i * t->blocks_per_level + j], error))
             return FALSE;
         }
       if (i < top)
@@ -304,25 +302,19 @@ find_encoder (AtSafetensors *st, const AtVaeHParams *hp, gint64 dz, AtVaeCoderTe
          && find_conv (st, "quant_conv", 1, 2 * dz, 2 * hp->z_channels, &t->quant, error);
 }
 
-static gboolean
-has_prefix (AtSafetensors *st, const char *prefix)
-{
-  for (guint i = 0; i < at_safetensors_get_n_tensors (st); i++)
-    if (g_str_has_prefix (at_safetensors_get_tensor (st, i)->name, prefix))
-      return TRUE;
-  return FALSE;
-}
-
 gboolean
 at_vae_file_init (AtVaeFile *file, AtSafetensors *st, GError **error)
 {
   gint64 dz;
 
   memset (file, 0, sizeof *file);
-  if (!has_prefix (st, PREFIX "decoder."))
+  /* With either of the decoder's first tensors the VAE is there, and a missing part of
+   * it is named below. */
+  if (at_safetensors_lookup (st, PREFIX "post_quant_conv.weight") == NULL
+      && at_safetensors_lookup (st, PREFIX "decoder.conv_in.weight") == NULL)
     {
       g_set_error (error, AT_ERROR, AT_ERROR_INVALID_FILE,
-                   "%s: no VAE in this checkpoint (no '" PREFIX "decoder.' tensors)",
+                   "%s: no VAE in this checkpoint (no '" PREFIX "decoder.conv_in.weight')",
                    at_safetensors_get_name (st));
       return FALSE;
     }
@@ -408,10 +400,10 @@ typedef struct
 /* Activation buffers, grown on demand and kept across tiles and calls. */
 enum
 {
-  SLOT_X,        /* the running activation */
-  SLOT_T1,       /* two scratch activations of the same size */
+  SLOT_X,  /* the running activation */
+  SLOT_T1, /* two scratch activations of the same size */
   SLOT_T2,
-  SLOT_Q,        /* attention queries and keys [C, positions] */
+  SLOT_Q, /* attention queries and keys [C, positions] */
   SLOT_K,
   SLOT_SCORES,   /* [positions, queries of a chunk] */
   SLOT_UPLOAD,   /* a tile's input, written by the CPU */
@@ -696,8 +688,8 @@ conv (AtBatch *batch, const Pair *p, const AtTensor *x, const AtTensor *dst)
 
 /* The block on the activation in x; the result lands in x. */
 static void
-resnet (AtBatch *batch, const Resnet *r, AtGpuBuffer *x, AtGpuBuffer *t1, AtGpuBuffer *t2,
-        gint64 w, gint64 h)
+resnet (AtBatch *batch, const Resnet *r, AtGpuBuffer *x, AtGpuBuffer *t1, AtGpuBuffer *t2, gint64 w,
+        gint64 h)
 {
   const AtTensor in = act (x, w, h, r->c_in), out = act (x, w, h, r->c_out);
   const AtTensor a_in = act (t1, w, h, r->c_in), a = act (t1, w, h, r->c_out);
@@ -722,8 +714,8 @@ resnet (AtBatch *batch, const Resnet *r, AtGpuBuffer *x, AtGpuBuffer *t1, AtGpuB
  * the keys, and out [C, chunk] = v · scores are plain mul_mats; the queries go in
  * chunks so that the scores stay within one binding. */
 static void
-attention (AtVaeModel *model, const Attn *a, AtGpuBuffer *x_buf, AtGpuBuffer *t1,
-           AtGpuBuffer *t2, gint64 w, gint64 h)
+attention (AtVaeModel *model, const Attn *a, AtGpuBuffer *x_buf, AtGpuBuffer *t1, AtGpuBuffer *t2,
+           gint64 w, gint64 h)
 {
   const gint64 c = a->c, n = w * h, chunk = attn_chunk (model, n);
   AtBatch *batch = model->batch;
@@ -763,8 +755,8 @@ attention (AtVaeModel *model, const Attn *a, AtGpuBuffer *x_buf, AtGpuBuffer *t1
 }
 
 static void
-mid (AtVaeModel *model, const Coder *c, AtGpuBuffer *x, AtGpuBuffer *t1, AtGpuBuffer *t2,
-     gint64 w, gint64 h)
+mid (AtVaeModel *model, const Coder *c, AtGpuBuffer *x, AtGpuBuffer *t1, AtGpuBuffer *t2, gint64 w,
+     gint64 h)
 {
   resnet (model->batch, &c->mid_block_1, x, t1, t2, w, h);
   attention (model, &c->mid_attn_1, x, t1, t2, w, h);
@@ -865,8 +857,8 @@ static gboolean
 plan_tiles (AtVaeModel *model, gboolean decoder, gint64 w, gint64 h, gint64 tile, gint64 *tw,
             gint64 *th, GError **error)
 {
-  const gint64 area = (gint64)(binding_limit (model) / 4
-                               / elements_per_latent_pixel (&model->hp, decoder));
+  const gint64 area
+      = (gint64)(binding_limit (model) / 4 / elements_per_latent_pixel (&model->hp, decoder));
   const gint64 side = (gint64)sqrt ((double)area);
 
   if (side < 1)
@@ -924,9 +916,9 @@ axis_weights (float *weights, gint64 size, gboolean before, gboolean after, gint
 /* Runs the decoder or encoder over the latent grid [lw, lh] in tiles: input planes of
  * in_scale pixels per latent pixel, output of out_scale. */
 static gboolean
-run_tiled (AtVaeModel *model, gboolean decoder, const float *in, Planes in_planes,
-           float *out, Planes out_planes, gint64 lw, gint64 lh, gint64 tile,
-           GCancellable *cancellable, GError **error)
+run_tiled (AtVaeModel *model, gboolean decoder, const float *in, Planes in_planes, float *out,
+           Planes out_planes, gint64 lw, gint64 lh, gint64 tile, GCancellable *cancellable,
+           GError **error)
 {
   const gint64 in_scale = in_planes.w / lw, out_scale = out_planes.w / lw;
   const gsize out_n = (gsize)out_planes.w * out_planes.h;
@@ -940,8 +932,8 @@ run_tiled (AtVaeModel *model, gboolean decoder, const float *in, Planes in_plane
   overlap = MIN (TILE_OVERLAP, MIN (tw, th) / 4);
   xs = tile_starts (lw, tw, overlap);
   ys = tile_starts (lh, th, overlap);
-  wx = g_new (float, tw * out_scale);
-  wy = g_new (float, th * out_scale);
+  wx = g_new (float, tw *out_scale);
+  wy = g_new (float, th *out_scale);
   if (!ensure_activations (model, decoder, tw, th,
                            (gsize)tw * th * in_scale * in_scale * in_planes.c * 4,
                            (gsize)tw * th * out_scale * out_scale * out_planes.c * 4, error))
@@ -1015,8 +1007,8 @@ at_vae_model_decode (AtVaeModel *model, const float *latent, gint64 width, gint6
 
 gboolean
 at_vae_model_encode (AtVaeModel *model, const float *rgb, gint64 width, gint64 height,
-                     gint64 tile_size, const float *noise, float *latent,
-                     GCancellable *cancellable, GError **error)
+                     gint64 tile_size, const float *noise, float *latent, GCancellable *cancellable,
+                     GError **error)
 {
   const gint64 ds = model->hp.downscale, z = model->hp.z_channels;
   const gint64 lw = width / ds, lh = height / ds;
@@ -1033,13 +1025,13 @@ at_vae_model_encode (AtVaeModel *model, const float *rgb, gint64 width, gint64 h
   if (!check_size (width, height, ds, "encode", error))
     return FALSE;
   moments = g_new (float, 2 * n);
-  if (!run_tiled (model, FALSE, rgb, in, moments, out, lw, lh, tile_size > 0 ? MAX (tile_size / ds, 1) : 0,
-                  cancellable, error))
+  if (!run_tiled (model, FALSE, rgb, in, moments, out, lw, lh,
+                  tile_size > 0 ? MAX (tile_size / ds, 1) : 0, cancellable, error))
     return FALSE;
   for (gsize i = 0; i < n; i++)
-    latent[i] = noise == NULL ? moments[i]
-                              : moments[i] + expf (0.5f * CLAMP (moments[n + i], -30.0f, 20.0f))
-                                                 * noise[i];
+    latent[i] = noise == NULL
+                    ? moments[i]
+                    : moments[i] + expf (0.5f * CLAMP (moments[n + i], -30.0f, 20.0f)) * noise[i];
   return TRUE;
 }
 
@@ -1111,7 +1103,8 @@ at_vae_model_decode_flops (AtVaeModel *model, gint64 width, gint64 height)
   const gint64 c = d->mid_attn_1.c;
   gint64 n = width * height;
   double flops = conv_flops (1, hp->z_channels, model->dz, n) + conv_flops (3, model->dz, c, n)
-                 + resnet_flops (&d->mid_block_1, n) + resnet_flops (&d->mid_block_2, n)
+                 + resnet_flops (&d->mid_block_1, n)
+                 + resnet_flops (&d->mid_block_2, n)
                  /* q, k, v, proj_out, then scores and their product with v */
                  + 4 * conv_flops (1, c, c, n) + 2 * 2.0 * c * n * n;
 

@@ -70,8 +70,8 @@ typedef struct {
   AtVaeCoderTensors decoder, encoder; /* encoder all NULL without hp.has_encoder */
 } AtVaeFile;
 
-/* AT_ERROR_INVALID_FILE "no VAE in this checkpoint" without first_stage_model.decoder.*,
- * or naming a missing or misshapen tensor. */
+/* AT_ERROR_INVALID_FILE "no VAE in this checkpoint" without first_stage_model.
+ * post_quant_conv and decoder.conv_in, or naming a missing or misshapen tensor. */
 gboolean at_vae_file_init (AtVaeFile *file, AtSafetensors *st, GError **error);
 void at_vae_file_clear (AtVaeFile *file);
 

@@ -57,7 +57,7 @@ static void
 resnet (const AtVaeResnetTensors *r, const float *x, gint64 w, gint64 h, float *out)
 {
   const gint64 n = w * h;
-  g_autofree float *a = g_new (float, n * MAX (r->c_in, r->c_out));
+  g_autofree float *a = g_new (float, n *MAX (r->c_in, r->c_out));
   g_autofree float *b = g_new (float, n * r->c_out);
   g_autofree float *shortcut = g_new (float, n * r->c_out);
 
@@ -102,9 +102,9 @@ attention (const AtVaeAttnTensors *a, float *x, gint64 w, gint64 h)
 {
   const gint64 c = a->norm.w->ne[0], n = w * h;
   const AtRefAttnShape shape = { c, n, n, 1, 1, 1.0 / sqrt ((double)c), FALSE, 0 };
-  g_autofree float *xn = g_new (float, n * c), *xt = g_new (float, n * c);
-  g_autofree float *q = g_new (float, n * c), *k = g_new (float, n * c);
-  g_autofree float *v = g_new (float, n * c), *att = g_new (float, n * c);
+  g_autofree float *xn = g_new (float, n *c), *xt = g_new (float, n *c);
+  g_autofree float *q = g_new (float, n *c), *k = g_new (float, n *c);
+  g_autofree float *v = g_new (float, n *c), *att = g_new (float, n *c);
 
   norm (&a->norm, x, w, h, FALSE, xn);
   transpose (xn, c, n, xt);
@@ -201,9 +201,9 @@ at_ref_vae_encode (const AtVaeFile *file, const float *rgb, gint64 width, gint64
   conv (&e->conv_out, t, w, h, x);
   conv (&e->quant, x, w, h, t);
   for (gint64 i = 0; i < n * z; i++)
-    latent[i] = noise == NULL ? t[i]
-                              : (float)(t[i] + exp (0.5 * CLAMP (t[n * z + i], -30.0f, 20.0f))
-                                                   * noise[i]);
+    latent[i] = noise == NULL
+                    ? t[i]
+                    : (float)(t[i] + exp (0.5 * CLAMP (t[n * z + i], -30.0f, 20.0f)) * noise[i]);
 }
 
 void
