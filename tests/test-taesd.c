@@ -35,14 +35,14 @@ add (AtSafetensorsWriter *writer, const char *name, AtType type, guint n_dims, c
  * keep their size through ReLUs and residual sums; bias_center < 0: no bias. */
 static void
 add_conv (AtSafetensorsWriter *writer, const char *skip, int module, const char *suffix,
-          gint64 c_in, gint64 c_out, AtType type, double bias_center)
+          gint64 c_in, gint64 c_out, AtType type, double gain, double bias_center)
 {
   g_autofree char *weight = g_strdup_printf ("%d%s.weight", module, suffix);
   g_autofree char *bias = g_strdup_printf ("%d%s.bias", module, suffix);
   const gint64 w_ne[4] = { 3, 3, c_in, c_out };
 
   if (g_strcmp0 (skip, weight) != 0)
-    add (writer, weight, type, 4, w_ne, 0.0, 1.0 / sqrt (3.0 * c_in));
+    add (writer, weight, type, 4, w_ne, 0.0, gain / sqrt (3.0 * c_in));
   if (bias_center >= 0 && g_strcmp0 (skip, bias) != 0)
     add (writer, bias, AT_TYPE_F32, 1, &c_out, bias_center, 0.1);
 }
@@ -56,7 +56,7 @@ write_taesd (gint64 width, AtType type, const char *skip)
   char *path = g_build_filename (tmp_dir, "taesd_decoder.safetensors", NULL);
   int module = 3;
 
-  add_conv (writer, skip, 1, "", 4, width, type, 0.0);
+  add_conv (writer, skip, 1, "", 4, width, type, 1.0, 0.0);
   for (int stage = 0; stage < 4; stage++)
     {
       for (int i = 0; i < at_taesd_blocks_per_stage[stage]; i++, module++)
@@ -64,16 +64,17 @@ write_taesd (gint64 width, AtType type, const char *skip)
           {
             g_autofree char *suffix = g_strdup_printf (".conv.%d", 2 * c);
 
-            add_conv (writer, skip, module, suffix, width, width, type, 0.0);
+            add_conv (writer, skip, module, suffix, width, width, type, 1.0, 0.0);
           }
       if (stage < 3)
         {
-          add_conv (writer, skip, module + 1, "", width, width, type, -1);
+          add_conv (writer, skip, module + 1, "", width, width, type, 1.0, -1);
           module += 2;
         }
     }
-  /* Centred on mid-grey so that most of the image is inside [0, 1], not clamped. */
-  add_conv (writer, skip, module, "", width, 3, type, 0.5);
+  /* Small and centred on mid-grey so that most of the image is inside [0, 1], not
+   * clamped. */
+  add_conv (writer, skip, module, "", width, 3, type, 0.1, 0.5);
   g_assert_true (at_safetensors_writer_write (writer, path, &error));
   g_assert_no_error (error);
   return path;
