@@ -146,16 +146,17 @@ check_module (AtSafetensors *st, Module *m, GError **error)
   return TRUE;
 }
 
-AtLora *
-at_lora_new_from_bytes (GBytes *bytes, const char *display_name, GError **error)
+/* Takes st. */
+static AtLora *
+lora_from_safetensors (AtSafetensors *st, GError **error)
 {
   g_autoptr (AtLora) lora = g_new0 (AtLora, 1);
   g_autoptr (GHashTable) by_name = g_hash_table_new (g_str_hash, g_str_equal);
+  const char *display_name = at_safetensors_get_name (st);
   const char *unknown = NULL;
   gboolean has_factor = FALSE;
 
-  if (!(lora->st = at_safetensors_new_from_bytes (bytes, display_name, error)))
-    return NULL;
+  lora->st = st;
   lora->modules = g_ptr_array_new_with_free_func ((GDestroyNotify)module_free);
   for (guint i = 0; i < at_safetensors_get_n_tensors (lora->st); i++)
     {
@@ -193,20 +194,19 @@ at_lora_new_from_bytes (GBytes *bytes, const char *display_name, GError **error)
 }
 
 AtLora *
+at_lora_new_from_bytes (GBytes *bytes, const char *display_name, GError **error)
+{
+  AtSafetensors *st = at_safetensors_new_from_bytes (bytes, display_name, error);
+
+  return st != NULL ? lora_from_safetensors (st, error) : NULL;
+}
+
+AtLora *
 at_lora_open (const char *path, GError **error)
 {
-  g_autofree char *display_name = g_filename_display_basename (path);
-  g_autoptr (GError) local_error = NULL;
-  g_autoptr (GMappedFile) file = g_mapped_file_new (path, FALSE, &local_error);
-  g_autoptr (GBytes) bytes = NULL;
+  AtSafetensors *st = at_safetensors_open (path, error);
 
-  if (file == NULL)
-    {
-      fail (error, AT_ERROR_INVALID_FILE, display_name, "%s", local_error->message);
-      return NULL;
-    }
-  bytes = g_mapped_file_get_bytes (file);
-  return at_lora_new_from_bytes (bytes, display_name, error);
+  return st != NULL ? lora_from_safetensors (st, error) : NULL;
 }
 
 /* --- Module names to checkpoint tensors -------------------------------------------- */
