@@ -20,6 +20,13 @@ float at_gelu_tanh(float x)
     return x / (1.0 + exp(-2.0 * u));
 }
 
+// tanh(x) is +-1 in float beyond |x| = 9.1; clamping first keeps drivers that evaluate
+// it as a ratio of exponentials from dividing inf by inf.
+float at_tanh(float x)
+{
+    return tanh(clamp(x, -10.0, 10.0));
+}
+
 // Exact GELU, 0.5 x (1 + erf(x / sqrt(2))). GLSL has no erf: 1 + erf(z) is evaluated as
 // erfc(-z) (or 2 - erfc(z)) with the Chebyshev-fitted erfc of Numerical Recipes
 // (erfcc, fractional error below 1.2e-7 everywhere), so the result keeps a relative

@@ -1,7 +1,7 @@
 #version 450
 // Element-wise unary ops, F32 with any strides; dst may alias x. One op per variant:
 // OP_SCALE (y = x * scale + bias), OP_SILU, OP_GELU (tanh approximation), OP_GELU_ERF
-// (exact), OP_GELU_QUICK (x * sigmoid(1.702 x)).
+// (exact), OP_GELU_QUICK (x * sigmoid(1.702 x)), OP_RELU, OP_TANH.
 #include "common.glsl"
 #include "activation.glsl"
 
@@ -39,6 +39,10 @@ void main()
     const float r = at_gelu_erf(v);
 #elif defined(OP_GELU_QUICK)
     const float r = at_gelu_quick(v);
+#elif defined(OP_RELU)
+    const float r = max(v, 0.0);
+#elif defined(OP_TANH)
+    const float r = at_tanh(v);
 #endif
     d[p.d_first + i0 * p.d_s0 + i1 * p.d_s1 + i2 * p.d_s2 + i3 * p.d_s3] = r;
 }

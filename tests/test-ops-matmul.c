@@ -249,11 +249,12 @@ typedef struct {
   gboolean bias;
 } ConvCase;
 
+/* pad_end: the padding after each inner dimension (c->padding before it). */
 static void
-check_conv2d (const ConvCase *c)
+check_conv2d (const ConvCase *c, int pad_end)
 {
-  const gint64 w_out = (c->w + 2 * c->padding - c->kernel) / c->stride + 1;
-  const gint64 h_out = (c->h + 2 * c->padding - c->kernel) / c->stride + 1;
+  const gint64 w_out = (c->w + c->padding + pad_end - c->kernel) / c->stride + 1;
+  const gint64 h_out = (c->h + c->padding + pad_end - c->kernel) / c->stride + 1;
   const gint64 weight_ne[4] = { c->kernel, c->kernel, c->c_in, c->c_out };
   const gint64 x_ne[4] = { c->w, c->h, c->c_in, c->n };
   const gsize d_n = w_out * h_out * c->c_out * c->n;
@@ -270,18 +271,22 @@ check_conv2d (const ConvCase *c)
   g_autofree float *got = NULL;
   g_autoptr (AtBatch) batch = at_batch_new (at_test_gpu ());
   g_autofree char *what = g_strdup_printf (
-    "conv2d %s %ldx%ld stride %d padding %d, x [%ld, %ld, %ld, %ld] to %ld channels%s",
+    "conv2d %s %ldx%ld stride %d padding %d, %d, x [%ld, %ld, %ld, %ld] to %ld channels%s",
     at_type_name (c->weight_type), (long) c->kernel, (long) c->kernel, c->stride, c->padding,
-    (long) c->w, (long) c->h, (long) c->c_in, (long) c->n, (long) c->c_out,
+    pad_end, (long) c->w, (long) c->h, (long) c->c_in, (long) c->n, (long) c->c_out,
     c->bias ? " + bias" : "");
 
   at_test_tensor_poison (dst);
-  at_op_conv2d (batch, &weight->t, c->bias ? &bias->t : NULL, &x->t, &dst->t, c->stride,
-                c->padding);
+  if (pad_end == c->padding)
+    at_op_conv2d (batch, &weight->t, c->bias ? &bias->t : NULL, &x->t, &dst->t, c->stride,
+                  c->padding);
+  else
+    at_op_conv2d_padded (batch, &weight->t, c->bias ? &bias->t : NULL, &x->t, &dst->t,
+                         c->stride, c->padding, pad_end);
   at_test_run_batch (batch);
   got = at_test_tensor_download (dst);
-  at_ref_conv2d (weight_values, weight_ne, c->bias ? bias_values : NULL, x_values, x_ne, want,
-                 c->stride, c->padding);
+  at_ref_conv2d_padded (weight_values, weight_ne, c->bias ? bias_values : NULL, x_values, x_ne,
+                        want, c->stride, c->padding, pad_end);
   at_test_assert_close (what, got, want, d_n, TOLERANCE);
 }
 
@@ -299,7 +304,34 @@ test_conv2d (void)
   };
 
   for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
-    check_conv2d (&cases[i]);
+    check_conv2d (&cases[i], cases[i].padding);
+}
+
+/* The LDM VAE's downsample: no padding before, one after. The reference itself is checked
+ * against a convolution of the input with its zero row and column written out. */
+static void
+test_conv2d_padded (void)
+{
+  static const ConvCase cases[] = {
+    { 16, 10, 8, 1, 8, 3, 2, 0, AT_TYPE_F32, TRUE },
+    { 15, 9, 5, 2, 7, 3, 2, 0, AT_TYPE_F16, FALSE }, /* odd sizes */
+    { 6, 7, 4, 1, 4, 3, 1, 2, AT_TYPE_F32, TRUE },   /* more before than after */
+  };
+  const gint64 weight_ne[4] = { 3, 3, 2, 3 }, x_ne[4] = { 5, 4, 2, 1 };
+  const gint64 padded_ne[4] = { 6, 5, 2, 1 };
+  g_autofree float *weight = at_test_random_floats (3 * 3 * 2 * 3, -1, 1);
+  g_autofree float *x = at_test_random_floats (5 * 4 * 2, -1, 1);
+  float padded[6 * 5 * 2] = { 0 }, got[2 * 2 * 3], want[2 * 2 * 3];
+
+  for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
+    check_conv2d (&cases[i], cases[i].padding == 0 ? 1 : 0);
+
+  for (gint64 c = 0; c < 2; c++)
+    for (gint64 y = 0; y < 4; y++)
+      memcpy (padded + (c * 5 + y) * 6, x + (c * 4 + y) * 5, 5 * sizeof (float));
+  at_ref_conv2d_padded (weight, weight_ne, NULL, x, x_ne, got, 2, 0, 1);
+  at_ref_conv2d (weight, weight_ne, NULL, padded, padded_ne, want, 2, 0);
+  at_test_assert_close ("reference conv2d padded 0, 1", got, want, G_N_ELEMENTS (want), 1e-6);
 }
 
 static void
@@ -347,6 +379,7 @@ main (int argc, char **argv)
   g_test_add_func ("/ops/mul-mat/split", test_mul_mat_split);
   g_test_add_func ("/ops/mul-mat/bad", test_mul_mat_bad);
   g_test_add_func ("/ops/conv2d/shapes", test_conv2d);
+  g_test_add_func ("/ops/conv2d/padded", test_conv2d_padded);
   g_test_add_func ("/ops/conv2d/bad", test_conv2d_bad);
   return at_test_run ();
 }

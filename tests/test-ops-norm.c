@@ -286,7 +286,7 @@ check_unary (AtUnaryOp op, const char *name, const gint64 ne[4], gboolean stride
 static void
 test_unary (void)
 {
-  static const char *const names[] = { "silu", "gelu", "gelu_erf", "gelu_quick" };
+  static const char *const names[] = { "silu", "gelu", "gelu_erf", "gelu_quick", "relu", "tanh" };
 
   for (guint op = 0; op < G_N_ELEMENTS (names); op++)
     for (guint i = 0; i < G_N_ELEMENTS (elementwise_shapes); i++)

@@ -22,6 +22,7 @@ struct _AtSafetensors {
   GHashTable *by_name;  /* name -> AtSafetensorsTensor* */
   GHashTable *metadata; /* key -> value, both owned */
   char **metadata_keys;
+  GHashTable *replaced; /* name -> GBytes the tensor reads instead of the file's */
 };
 
 typedef struct {
@@ -65,6 +66,7 @@ at_safetensors_free (AtSafetensors *st)
   g_clear_pointer (&st->strings, g_string_chunk_free);
   g_clear_pointer (&st->by_name, g_hash_table_unref);
   g_clear_pointer (&st->metadata, g_hash_table_unref);
+  g_clear_pointer (&st->replaced, g_hash_table_unref);
   g_free (st->metadata_keys);
   g_clear_pointer (&st->bytes, g_bytes_unref);
   g_free (st->name);
@@ -350,6 +352,8 @@ at_safetensors_new_from_bytes (GBytes *bytes, const char *display_name, GError *
   st->strings = g_string_chunk_new (4096);
   st->by_name = g_hash_table_new (g_str_hash, g_str_equal);
   st->metadata = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  st->replaced = g_hash_table_new_full (g_str_hash, g_str_equal, NULL,
+                                        (GDestroyNotify) g_bytes_unref);
 
   gsize size;
   const guint8 *data = g_bytes_get_data (bytes, &size);
@@ -442,4 +446,40 @@ at_safetensors_tensor_check_supported (AtSafetensors *st, const AtSafetensorsTen
   if (t->supported)
     return TRUE;
   return fail (error, st->name, "tensor '%s' has dtype %s, not supported", t->name, t->dtype);
+}
+
+gboolean
+at_safetensors_set_tensor_data (AtSafetensors *st, const char *name, GBytes *data,
+                                GError **error)
+{
+  AtSafetensorsTensor *t = g_hash_table_lookup (st->by_name, name);
+
+  if (t == NULL || g_bytes_get_size (data) != t->size)
+    {
+      g_set_error (error, AT_ERROR, AT_ERROR_INVALID_ARGUMENT,
+                   t == NULL ? "%s: no tensor '%s' to replace"
+                             : "%s: the replacement for tensor '%s' is not its size",
+                   st->name, name);
+      return FALSE;
+    }
+  t->data = g_bytes_get_data (data, NULL);
+  g_hash_table_replace (st->replaced, (gpointer) t->name, g_bytes_ref (data));
+  return TRUE;
+}
+
+void
+at_safetensors_reset_tensor_data (AtSafetensors *st)
+{
+  const guint8 *file = g_bytes_get_data (st->bytes, NULL);
+  GHashTableIter iter;
+  gpointer name;
+
+  g_hash_table_iter_init (&iter, st->replaced);
+  while (g_hash_table_iter_next (&iter, &name, NULL))
+    {
+      AtSafetensorsTensor *t = g_hash_table_lookup (st->by_name, name);
+
+      t->data = file + t->offset;
+    }
+  g_hash_table_remove_all (st->replaced);
 }

@@ -50,6 +50,15 @@ const char *const *at_safetensors_get_metadata_keys (AtSafetensors *st);
 gboolean at_safetensors_tensor_check_supported (AtSafetensors *st, const AtSafetensorsTensor *t,
                                                 GError **error);
 
+/* Makes tensor `name` read data (exactly its size in bytes, so of its dtype and shape)
+ * instead of the file's bytes until reset: its data pointer then points into data, which
+ * is kept. This is how LoRA weights are merged in before models upload the tensors.
+ * AT_ERROR_INVALID_ARGUMENT for an unknown tensor or a wrong size. */
+gboolean at_safetensors_set_tensor_data (AtSafetensors *st, const char *name, GBytes *data,
+                                         GError **error);
+/* Every replaced tensor reads the file's bytes again. */
+void at_safetensors_reset_tensor_data (AtSafetensors *st);
+
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (AtSafetensors, at_safetensors_free)
 
 G_END_DECLS

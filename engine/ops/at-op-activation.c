@@ -50,6 +50,8 @@ at_op_unary (AtBatch *batch, AtUnaryOp op, const AtTensor *x, const AtTensor *ds
     [AT_UNARY_GELU] = "unary_gelu",
     [AT_UNARY_GELU_ERF] = "unary_gelu_erf",
     [AT_UNARY_GELU_QUICK] = "unary_gelu_quick",
+    [AT_UNARY_RELU] = "unary_relu",
+    [AT_UNARY_TANH] = "unary_tanh",
   };
 
   if (!at_op_check (batch, (guint) op < G_N_ELEMENTS (shaders), "unary: unknown op %d", op))

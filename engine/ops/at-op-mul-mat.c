@@ -171,6 +171,14 @@ void
 at_op_conv2d (AtBatch *batch, const AtTensor *weight, const AtTensor *bias, const AtTensor *x,
               const AtTensor *dst, int stride, int padding)
 {
+  at_op_conv2d_padded (batch, weight, bias, x, dst, stride, padding, padding);
+}
+
+void
+at_op_conv2d_padded (AtBatch *batch, const AtTensor *weight, const AtTensor *bias,
+                     const AtTensor *x, const AtTensor *dst, int stride, int pad_begin,
+                     int pad_end)
+{
   struct {
     guint32 m, n, k;
     guint32 kw, kh, stride, pad;
@@ -201,16 +209,18 @@ at_op_conv2d (AtBatch *batch, const AtTensor *weight, const AtTensor *bias, cons
                     (bias->type == AT_TYPE_F32 && rows_contiguous (bias) &&
                      bias->ne[0] == c_out && at_tensor_n_elements (bias) == c_out),
                     "conv2d: bias must be F32 [%" G_GINT64_FORMAT "]", c_out) ||
-      !at_op_check (batch, stride >= 1 && padding >= 0,
-                    "conv2d: stride %d must be positive and padding %d not negative",
-                    stride, padding) ||
-      !at_op_check (batch, x->ne[2] == c_in && x->ne[0] + 2 * padding >= kw &&
-                    x->ne[1] + 2 * padding >= kh,
+      !at_op_check (batch, stride >= 1 && pad_begin >= 0 && pad_end >= 0,
+                    "conv2d: stride %d must be positive and padding %d, %d not negative",
+                    stride, pad_begin, pad_end) ||
+      !at_op_check (batch, x->ne[2] == c_in && x->ne[0] + pad_begin + pad_end >= kw &&
+                    x->ne[1] + pad_begin + pad_end >= kh,
                     "conv2d: x %s does not fit weight %s (c_in, kernel larger than the "
                     "padded input)", x_text, weight_text))
     return;
-  w_out = (x->ne[0] + 2 * padding - kw) / stride + 1;
-  h_out = (x->ne[1] + 2 * padding - kh) / stride + 1;
+  /* The shader reads zero for every tap outside x on either side, so padding only the
+   * end is a matter of the output size. */
+  w_out = (x->ne[0] + pad_begin + pad_end - kw) / stride + 1;
+  h_out = (x->ne[1] + pad_begin + pad_end - kh) / stride + 1;
   if (!at_op_check (batch, dst->ne[0] == w_out && dst->ne[1] == h_out && dst->ne[2] == c_out &&
                     dst->ne[3] == x->ne[3],
                     "conv2d: dst %s should be [%" G_GINT64_FORMAT ", %" G_GINT64_FORMAT ", %"
@@ -232,7 +242,7 @@ at_op_conv2d (AtBatch *batch, const AtTensor *weight, const AtTensor *bias, cons
   push.kw = (guint32) kw;
   push.kh = (guint32) kh;
   push.stride = (guint32) stride;
-  push.pad = (guint32) padding;
+  push.pad = (guint32) pad_begin;
   push.w_in = (guint32) x->ne[0];
   push.h_in = (guint32) x->ne[1];
   push.w_out = (guint32) w_out;

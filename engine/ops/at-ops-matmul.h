@@ -22,4 +22,11 @@ gboolean at_op_mul_mat_supports (AtType weight_type);
 void at_op_conv2d (AtBatch *batch, const AtTensor *weight, const AtTensor *bias,
                    const AtTensor *x, const AtTensor *dst, int stride, int padding);
 
+/* The same with pad_begin zeros before and pad_end after each of the two inner
+ * dimensions: w_out = (w + pad_begin + pad_end - kw) / stride + 1. The LDM VAE's
+ * downsample pads only the right and bottom (0, 1). */
+void at_op_conv2d_padded (AtBatch *batch, const AtTensor *weight, const AtTensor *bias,
+                          const AtTensor *x, const AtTensor *dst, int stride, int pad_begin,
+                          int pad_end);
+
 G_END_DECLS

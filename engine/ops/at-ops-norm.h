@@ -34,6 +34,8 @@ typedef enum {
   AT_UNARY_GELU,       /* tanh approximation */
   AT_UNARY_GELU_ERF,   /* exact: 0.5 x (1 + erf(x / sqrt(2))) */
   AT_UNARY_GELU_QUICK, /* x * sigmoid(1.702 x) */
+  AT_UNARY_RELU,       /* max(x, 0) */
+  AT_UNARY_TANH,
 } AtUnaryOp;
 
 /* y = op(x); dst may alias x. */

@@ -23,10 +23,18 @@ void
 at_ref_conv2d (const float *weight, const gint64 weight_ne[4], const float *bias,
                const float *x, const gint64 x_ne[4], float *dst, int stride, int padding)
 {
+  at_ref_conv2d_padded (weight, weight_ne, bias, x, x_ne, dst, stride, padding, padding);
+}
+
+void
+at_ref_conv2d_padded (const float *weight, const gint64 weight_ne[4], const float *bias,
+                      const float *x, const gint64 x_ne[4], float *dst, int stride,
+                      int padding, int pad_end)
+{
   const gint64 kw = weight_ne[0], kh = weight_ne[1], c_in = weight_ne[2], c_out = weight_ne[3];
   const gint64 w = x_ne[0], h = x_ne[1], n = x_ne[3];
-  const gint64 w_out = (w + 2 * padding - kw) / stride + 1;
-  const gint64 h_out = (h + 2 * padding - kh) / stride + 1;
+  const gint64 w_out = (w + padding + pad_end - kw) / stride + 1;
+  const gint64 h_out = (h + padding + pad_end - kh) / stride + 1;
 
   for (gint64 b = 0; b < n; b++)
     for (gint64 co = 0; co < c_out; co++)

@@ -18,5 +18,10 @@ void at_ref_mul_mat_batched (const float *w, const gint64 w_ne[4], const float *
 void at_ref_conv2d (const float *weight, const gint64 weight_ne[4], const float *bias,
                     const float *x, const gint64 x_ne[4], float *dst, int stride,
                     int padding);
+/* The same with padding zeros before and pad_end after each inner dimension: w_out =
+ * (w + padding + pad_end - kw) / stride + 1. */
+void at_ref_conv2d_padded (const float *weight, const gint64 weight_ne[4], const float *bias,
+                           const float *x, const gint64 x_ne[4], float *dst, int stride,
+                           int padding, int pad_end);
 
 G_END_DECLS

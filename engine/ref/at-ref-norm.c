@@ -109,6 +109,10 @@ unary (AtUnaryOp op, double x)
       return gelu_erf (x);
     case AT_UNARY_GELU_QUICK:
       return x / (1 + exp (-1.702 * x));
+    case AT_UNARY_RELU:
+      return x > 0 ? x : 0;
+    case AT_UNARY_TANH:
+      return tanh (x);
     }
   g_return_val_if_reached (NAN);
 }
