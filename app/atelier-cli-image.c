@@ -77,15 +77,19 @@ resize (const guint8 *src, guint sw, guint sh, guint channels, guint dw, guint d
   return dst;
 }
 
-/* An RGB8 image from a PNG at width × height. */
+/* An RGB8 image from a PNG at width × height (alpha dropped). */
 static guint8 *
 read_image (const char *path, guint width, guint height, GError **error)
 {
   guint w, h;
-  g_autofree guint8 *pixels = at_png_read (path, &w, &h, NULL, error);
+  g_autofree guint8 *rgba = at_png_read (path, &w, &h, NULL, NULL, error);
+  g_autofree guint8 *pixels = NULL;
 
-  if (pixels == NULL)
+  if (rgba == NULL)
     return NULL;
+  pixels = g_malloc ((gsize)w * h * 3);
+  for (gsize i = 0; i < (gsize)w * h; i++)
+    memcpy (pixels + i * 3, rgba + i * 4, 3);
   if (w == width && h == height)
     return g_steal_pointer (&pixels);
   return resize (pixels, w, h, 3, width, height);

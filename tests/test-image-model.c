@@ -31,6 +31,9 @@ typedef struct
   GCancellable *cancel_at_step2;
 } Run;
 
+/* The real VAE's four levels (images 8 times the latent) at a tiny width. */
+static const AtSdFixtureVae tiny_vae = { .ch = 32, .n_levels = 4, .ch_mult = { 1, 1, 1, 1 } };
+
 static char *
 write_fixture (const char *name, AtSdFixture *fixture)
 {
@@ -38,6 +41,7 @@ write_fixture (const char *name, AtSdFixture *fixture)
   char *path = g_build_filename (dir, name, NULL);
 
   fixture->with_unet = fixture->with_vae = TRUE;
+  fixture->vae = &tiny_vae;
   g_assert_true (at_sd_fixture_write (fixture, path, &error));
   g_assert_no_error (error);
   return path;
@@ -60,7 +64,8 @@ load (const char *path, GError **error)
 
   at_image_model_load_async (engine, path, NULL, NULL, NULL, on_loaded, &run);
   g_main_loop_run (loop);
-  g_propagate_error (error, run.error);
+  if (run.error != NULL)
+    g_propagate_error (error, run.error);
   return run.model;
 }
 
@@ -194,9 +199,12 @@ test_random_seed_and_png (void)
   g_assert_cmpint (result->seed, >=, 0);
   g_assert_true (at_image_result_save_png (result, png, &error));
   g_assert_no_error (error);
-  pixels = at_png_read (png, &w, &h, &text, &error);
+  pixels = at_png_read (png, &w, &h, &text, NULL, &error);
   g_assert_no_error (error);
-  g_assert_cmpmem (pixels, w * h * 3, result->pixels, result->width * result->height * 3);
+  g_assert_cmpuint (w, ==, result->width);
+  g_assert_cmpuint (h, ==, result->height);
+  for (gsize i = 0; i < (gsize)w * h; i++)
+    g_assert_cmpmem (pixels + i * 4, 3, result->pixels + i * 3, 3);
   params = at_generation_params_parse (text);
   g_assert_cmpstr (params->prompt, ==, request.prompt);
   g_assert_cmpstr (params->negative_prompt, ==, "blurry");
@@ -360,7 +368,7 @@ test_img2img_and_masked (void)
 static void
 test_inpainting_checkpoint (void)
 {
-  AtSdFixtureUnet unet = { .inpainting = TRUE };
+  AtSdFixtureUnet unet = { .in_channels = 9 };
   AtSdFixture fixture = { .layout = AT_SD_FIXTURE_SD1, .seed = 9, .unet = &unet };
   g_autofree char *path = write_fixture ("sd1-inpainting.safetensors", &fixture);
   g_autoptr (GError) error = NULL;

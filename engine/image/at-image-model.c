@@ -35,6 +35,7 @@ struct _AtImageModel
   AtSdCheckpointInfo info;
   AtClipTokenizer *tokenizer;
   gboolean inpainting;
+  guint downscale; /* image pixels per latent pixel: 8 for every SD VAE */
 
   /* Touched by jobs only, one at a time. */
   AtClipTextModel *clip;
@@ -207,6 +208,7 @@ load (AtEngine *engine, LoadData *data, GCancellable *cancellable, GError **erro
   if (g_cancellable_set_error_if_cancelled (cancellable, error)
       || !(model->vae = at_vae_model_new (gpu, model->st, error)))
     return NULL;
+  model->downscale = (guint)at_vae_model_get_hparams (model->vae)->downscale;
   at_engine_job_progress (data->task, data->progress, data->progress_data, 1.0);
   return g_steal_pointer (&model);
 }
@@ -320,7 +322,8 @@ at_image_result_save_png (const AtImageResult *result, const char *path, GError 
 {
   g_autofree char *text = at_generation_params_to_text (result->params);
 
-  return at_png_write (path, result->pixels, result->width, result->height, text, error);
+  return at_png_write (path, result->pixels, result->width, result->height, 3,
+                       (gsize)result->width * 3, text, error);
 }
 
 /* A request as the job keeps it: every pointer owned. */
@@ -375,6 +378,9 @@ check_request (AtImageModel *model, const AtImageRequest *r, GError **error)
   if (r->width % 8 != 0 || r->height % 8 != 0 || r->width < 64 || r->height < 64)
     REFUSE ("%u×%u cannot be generated: width and height must be multiples of 8, at least 64",
             r->width, r->height);
+  if (r->width % model->downscale != 0 || r->height % model->downscale != 0)
+    REFUSE ("%u×%u cannot be generated: this model's VAE needs multiples of %u", r->width,
+            r->height, model->downscale);
   if (r->width > MAX_SIDE || r->height > MAX_SIDE)
     REFUSE ("%u×%u is too large: at most %u pixels a side", r->width, r->height, MAX_SIDE);
   if (r->steps < 1 || r->steps > AT_MAX_STEPS)
@@ -575,18 +581,18 @@ planar_to_image (const float *planar, gsize pixels, float lo, float range, guint
       }
 }
 
-/* The mask at latent size: the fraction of repainted pixels in each 8×8 cell (A1111
+/* The mask at latent size: the fraction of repainted pixels in each ds×ds cell (A1111
  * resizes the mask to the latent with a box filter too). */
 static float *
-mask_to_latent (const guint8 *mask, guint width, guint height)
+mask_to_latent (const guint8 *mask, guint width, guint height, guint ds)
 {
-  const guint lw = width / 8, lh = height / 8;
+  const guint lw = width / ds, lh = height / ds;
   float *out = g_new0 (float, (gsize)lw * lh);
 
   for (guint y = 0; y < height; y++)
     for (guint x = 0; x < width; x++)
       if (mask[(gsize)y * width + x] > 127)
-        out[(gsize)(y / 8) * lw + x / 8] += 1.0f / 64.0f;
+        out[(gsize)(y / ds) * lw + x / ds] += 1.0f / (ds * ds);
   return out;
 }
 
@@ -595,7 +601,8 @@ static float *
 encode_image (AtImageModel *model, const guint8 *rgb, guint width, guint height,
               GCancellable *cancellable, GError **error)
 {
-  const gsize n_latent = (gsize)(width / 8) * (height / 8) * LATENT_CHANNELS;
+  const gsize n_latent
+      = (gsize)(width / model->downscale) * (height / model->downscale) * LATENT_CHANNELS;
   g_autofree float *planar = image_to_planar (rgb, (gsize)width * height);
   g_autofree float *latent = g_new (float, n_latent);
 
@@ -718,7 +725,8 @@ preview_image (Sampling *s, const float *denoised, guint *width, guint *height)
   const gsize plane = (gsize)s->lw * s->lh;
   guint8 *rgb;
 
-  if (s->model->taesd != NULL)
+  /* TAESD upscales by 8, as SD's VAE does. */
+  if (s->model->taesd != NULL && s->model->downscale == 8)
     {
       const gsize pixels = plane * 64;
       g_autofree float *planar = g_new (float, pixels * 3);
@@ -845,7 +853,7 @@ static AtImageResult *
 generate (AtImageModel *model, Job *job, GCancellable *cancellable, GError **error)
 {
   const gint64 start_time = g_get_monotonic_time ();
-  const guint lw = job->width / 8, lh = job->height / 8;
+  const guint lw = job->width / model->downscale, lh = job->height / model->downscale;
   const gsize plane = (gsize)lw * lh, n = plane * LATENT_CHANNELS;
   const gsize pixels = (gsize)job->width * job->height;
   Sampling s = { model, job, cancellable };
@@ -884,7 +892,7 @@ generate (AtImageModel *model, Job *job, GCancellable *cancellable, GError **err
   if (job->mask != NULL || in_ch > LATENT_CHANNELS)
     {
       if (job->mask != NULL)
-        mask = mask_to_latent (job->mask, job->width, job->height);
+        mask = mask_to_latent (job->mask, job->width, job->height, model->downscale);
       else
         {
           /* An inpainting checkpoint asked for a plain image repaints everything. */
