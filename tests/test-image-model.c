@@ -8,6 +8,7 @@
 
 #include "atelier-engine.h"
 #include "at-test.h"
+#include "fixtures/lora-fixture.h"
 #include "fixtures/sd-fixture.h"
 #include "image/at-clip-text-model.h"
 #include "image/at-scheduler.h"
@@ -402,6 +403,52 @@ test_sd2_v_prediction (void)
   g_assert_true (memcmp (eps->pixels, v->pixels, eps->width * eps->height * 3) != 0);
 }
 
+/* A LoRA on the UNet and the text encoder: weight 0 is the plain model bit for bit, a
+ * weight changes the image, and going back to no LoRA restores the model exactly. */
+static void
+test_lora (void)
+{
+  AtSdFixture fixture = { .layout = AT_SD_FIXTURE_SD1, .seed = 13 };
+  g_autofree char *path = write_fixture ("sd1-lora.safetensors", &fixture);
+  g_autofree char *lora_path = g_build_filename (dir, "style.safetensors", NULL);
+  g_autoptr (GError) error = NULL;
+  g_autoptr (AtSafetensors) st = at_safetensors_open (path, &error);
+  const AtLoraFixtureModule modules[] = {
+    { "lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn2_to_k",
+      "model.diffusion_model.input_blocks.1.1.transformer_blocks.0.attn2.to_k.weight" },
+    { "lora_unet_down_blocks_0_resnets_0_conv1",
+      "model.diffusion_model.input_blocks.1.0.in_layers.2.weight" },
+    { "lora_te_text_model_encoder_layers_0_mlp_fc1",
+      "cond_stage_model.transformer.text_model.encoder.layers.0.mlp.fc1.weight", .alpha = 2 },
+  };
+  g_autoptr (AtImageModel) model = NULL;
+  g_autoptr (AtImageResult) plain = NULL, zero = NULL, styled = NULL, back = NULL;
+  AtImageLora lora = { lora_path, 0.0f };
+  AtImageRequest request;
+  const gsize bytes = SIZE * (SIZE + 16) * 3;
+
+  g_assert_no_error (error);
+  g_assert_true (at_lora_fixture_write (st, modules, G_N_ELEMENTS (modules), AT_TYPE_F16, 3,
+                                        lora_path, &error));
+  g_assert_no_error (error);
+  model = load (path, &error);
+  g_assert_no_error (error);
+  small_request (&request, 21);
+  plain = generate_ok (model, &request);
+  request.loras = &lora;
+  request.n_loras = 1;
+  zero = generate_ok (model, &request);
+  g_assert_cmpmem (plain->pixels, bytes, zero->pixels, bytes);
+  lora.weight = 1.0f;
+  styled = generate_ok (model, &request);
+  g_assert_true (memcmp (plain->pixels, styled->pixels, bytes) != 0);
+  g_assert_nonnull (strstr (at_generation_params_get_extra (styled->params, "LoRA"),
+                            "style.safetensors: 1"));
+  request.n_loras = 0;
+  back = generate_ok (model, &request);
+  g_assert_cmpmem (plain->pixels, bytes, back->pixels, bytes);
+}
+
 static void
 expect_refused (AtImageModel *model, const AtImageRequest *request, const char *words)
 {
@@ -499,6 +546,7 @@ main (int argc, char **argv)
   g_test_add_func ("/image-model/img2img-and-masked", test_img2img_and_masked);
   g_test_add_func ("/image-model/inpainting-checkpoint", test_inpainting_checkpoint);
   g_test_add_func ("/image-model/sd2-v-prediction", test_sd2_v_prediction);
+  g_test_add_func ("/image-model/lora", test_lora);
   g_test_add_func ("/image-model/bad-requests-and-cancel", test_bad_requests_and_cancel);
   g_test_add_func ("/image-model/unsupported-and-missing", test_unsupported_and_missing);
   status = g_test_run ();
