@@ -8,6 +8,7 @@
 #include "atelier-image-page.h"
 #include "atelier-model-files.h"
 #include "atelier-models-page.h"
+#include "atelier-status.h"
 #include "atelier-window.h"
 #include "atelier-write-page.h"
 
@@ -20,6 +21,7 @@ struct _AtelierWindow
 
   AdwLeaflet *leaflet;
   AdwWindowTitle *page_title;
+  AtelierStatus *status;
   GtkWidget *software_bar;
   GtkLabel *software_label;
   GtkWidget *error_bar;
@@ -154,6 +156,7 @@ atelier_window_class_init (AtelierWindowClass *klass)
                                                "/org/atelier/Atelier/atelier-window.ui");
   gtk_widget_class_bind_template_child (widget_class, AtelierWindow, leaflet);
   gtk_widget_class_bind_template_child (widget_class, AtelierWindow, page_title);
+  gtk_widget_class_bind_template_child (widget_class, AtelierWindow, status);
   gtk_widget_class_bind_template_child (widget_class, AtelierWindow, software_bar);
   gtk_widget_class_bind_template_child (widget_class, AtelierWindow, software_label);
   gtk_widget_class_bind_template_child (widget_class, AtelierWindow, error_bar);
@@ -176,6 +179,7 @@ atelier_window_init (AtelierWindow *self)
   g_type_ensure (ATELIER_TYPE_AUDIO_PAGE);
   g_type_ensure (ATELIER_TYPE_GALLERY_PAGE);
   g_type_ensure (ATELIER_TYPE_MODELS_PAGE);
+  g_type_ensure (ATELIER_TYPE_STATUS);
   gtk_widget_init_template (GTK_WIDGET (self));
   g_action_map_add_action_entries (G_ACTION_MAP (self), win_actions,
                                    G_N_ELEMENTS (win_actions), self);
@@ -189,6 +193,8 @@ atelier_window_new (AtelierApplication *app)
 
   self->settings = g_object_ref (atelier_application_get_settings (app));
   show_engine (self, app);
+  atelier_status_set_application (self->status, app);
+  atelier_write_page_set_application (self->write_page, app);
   atelier_image_page_set_application (self->image_page, app);
   atelier_audio_page_set_application (self->audio_page, app);
   atelier_gallery_page_set_application (self->gallery_page, app);

@@ -1,10 +1,16 @@
-/* atelier-write-page.c: AtelierWritePage, built from ui/atelier-write-page.ui. */
+/* atelier-write-page.c: AtelierWritePage, built from ui/atelier-write-page.ui.
+ *
+ * A generation replaces a range of the text (empty for Continue) with the model's reply
+ * as it streams: the range stays until the first piece of the reply's body arrives,
+ * then is deleted and the pieces are inserted between two marks. It all happens inside
+ * one user action, so one Undo gives the original back. */
 #include "config.h"
 
 #include <glib/gi18n.h>
 #include <gtksourceview/gtksource.h>
 
 #include "atelier-model-files.h"
+#include "atelier-write-actions.h"
 #include "atelier-write-page.h"
 
 /* A couple of seconds of quiet typing before the draft is written: a crash loses no
@@ -13,8 +19,6 @@
 /* The prompt is the end of the text before the cursor: enough for the model to follow
  * the voice and the topic, short enough to decode quickly. */
 #define PROMPT_CHARS 2000
-/* About a paragraph per Continue. */
-#define CONTINUE_TOKENS 128
 
 struct _AtelierWritePage
 {
@@ -24,16 +28,43 @@ struct _AtelierWritePage
   GtkStringList *model_names;
   GtkProgressBar *load_progress;
   GtkButton *continue_button;
+  GtkMenuButton *ai_button;
+  GMenuModel *ai_menu;
+  GtkSpinner *spinner;
+  GtkLabel *status_label;
   GtkLabel *word_count;
   GtkSourceView *view;
 
   AtEngine *engine;
+  AtelierApplication *app;
   char *models_folder;
   AtLanguageModel *model;
+  char *model_name;
   GCancellable *load_cancellable;
+  char *loading_name;
+  /* What the status line says when nothing runs: the last generation's summary. */
+  char *last_summary;
+
+  /* The generation under way. */
   GCancellable *generate_cancellable;
-  /* Where the generated text goes; it moves right as pieces are inserted. */
+  AtelierWriteAction action;
+  AtelierWriteTone tone;
+  /* The text the model was given: the replaced range, or Continue's prompt. */
+  char *source;
+  /* The model's file name, kept: the model may be unloaded before the reply ends. */
+  char *source_model;
+  /* The reply goes between them: start_mark stays before it, generate_mark after. */
+  GtkTextMark *start_mark;
   GtkTextMark *generate_mark;
+  /* Whether the original range has been deleted for the reply. */
+  gboolean replaced;
+  /* The reply's beginning, held back until it is known whether it is a preamble such as
+   * "Here is the rewritten text:"; NULL once the body streams. */
+  GString *head;
+  gint64 n_pieces, max_tokens;
+  gint64 first_piece_time;
+  float temperature;
+  guint64 seed;
 
   GFile *document;
   GCancellable *document_cancellable;
@@ -80,28 +111,74 @@ show_error (AtelierWritePage *self, const char *format, ...)
 }
 
 static void
+update_status (AtelierWritePage *self)
+{
+  g_autofree char *text = NULL;
+  gboolean generating = self->generate_cancellable != NULL;
+
+  gtk_widget_set_visible (GTK_WIDGET (self->spinner), generating);
+  gtk_spinner_set_spinning (self->spinner, generating);
+  if (generating)
+    {
+      double seconds = self->first_piece_time == 0
+                       ? 0
+                       : (g_get_monotonic_time () - self->first_piece_time) / 1e6;
+
+      text = atelier_write_progress_text (self->n_pieces, seconds, self->max_tokens);
+    }
+  else if (self->load_cancellable != NULL)
+    text = g_strdup_printf (_("Loading %s…"), self->loading_name);
+  else if (self->engine == NULL)
+    text = g_strdup (_("No usable GPU: nothing can be generated"));
+  else if (self->model == NULL
+           && g_list_model_get_n_items (G_LIST_MODEL (self->model_names)) == 0)
+    text = g_strdup (_("Put a GGUF language model in the models folder (see the Models "
+                       "page), then load it here"));
+  else if (self->model == NULL)
+    text = g_strdup (_("Load a model to continue the text or rewrite it"));
+  else if (self->last_summary != NULL)
+    text = g_strdup (self->last_summary);
+  else
+    text = g_strdup_printf (_("%s is ready: select text and pick an AI action, or press "
+                              "Ctrl+Enter to continue"),
+                            self->model_name);
+  gtk_label_set_text (self->status_label, text);
+}
+
+static void
 update_actions (AtelierWritePage *self)
 {
   gboolean loading = self->load_cancellable != NULL;
   gboolean generating = self->generate_cancellable != NULL;
   gboolean idle = !loading && !generating;
+  gboolean ready = idle && self->model != NULL && self->document_loaded;
 
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "write.load",
                                  idle && self->engine != NULL
                                  && gtk_drop_down_get_selected (self->model_dropdown)
                                     != GTK_INVALID_LIST_POSITION);
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "write.cancel-load", loading);
-  gtk_widget_action_set_enabled (GTK_WIDGET (self), "write.continue",
-                                 idle && self->model != NULL && self->document_loaded);
+  gtk_widget_action_set_enabled (GTK_WIDGET (self), "write.continue", ready);
+  gtk_widget_action_set_enabled (GTK_WIDGET (self), "write.run", ready);
+  gtk_widget_action_set_enabled (GTK_WIDGET (self), "write.change-tone", ready);
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "write.stop", generating);
   gtk_widget_set_sensitive (GTK_WIDGET (self->model_dropdown), idle);
   gtk_widget_set_visible (GTK_WIDGET (self->load_progress), loading);
+  /* A menu button has no action of its own: it follows the actions it offers. */
+  gtk_widget_set_sensitive (GTK_WIDGET (self->ai_button), ready);
   gtk_text_view_set_editable (GTK_TEXT_VIEW (self->view),
                               self->document_loaded && !generating);
   gtk_widget_set_tooltip_text (GTK_WIDGET (self->continue_button),
                                self->model != NULL
                                ? _("Continue the text at the cursor (Ctrl+Enter)")
                                : _("Load a model to continue the text"));
+  gtk_widget_set_tooltip_text (GTK_WIDGET (self->ai_button),
+                               self->model != NULL
+                               ? _("Rewrite, shorten, expand, change the tone of, summarise "
+                                   "or translate the selection or the paragraph at the "
+                                   "cursor")
+                               : _("Load a model to use the AI actions"));
+  update_status (self);
 }
 
 /* Words are runs of letters between spaces; Chinese and Japanese are written without
@@ -277,12 +354,14 @@ model_loaded (GObject *source, GAsyncResult *result, gpointer user_data)
   g_autoptr (AtelierWritePage) self = user_data;
   g_autoptr (GError) error = NULL;
   g_autoptr (AtLanguageModel) model = at_language_model_load_finish (result, &error);
+  g_autofree char *name = g_steal_pointer (&self->loading_name);
 
   g_clear_object (&self->load_cancellable);
   if (is_disposed (self))
     return;
+  /* The registry tells the page (on_text_model_changed) and the window's status. */
   if (model != NULL)
-    g_set_object (&self->model, model);
+    atelier_application_set_text_model (self->app, G_OBJECT (model), name);
   else if (!g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
     show_error (self, _("The model could not be loaded: %s"), error->message);
   update_actions (self);
@@ -296,11 +375,12 @@ load_activated (GtkWidget *widget, const char *action_name, GVariant *parameter)
   const char *name = gtk_string_list_get_string (self->model_names, selected);
   g_autofree char *path = NULL;
 
-  if (name == NULL || self->engine == NULL)
+  if (name == NULL || self->engine == NULL || self->app == NULL)
     return;
   path = g_build_filename (self->models_folder, name, NULL);
   /* The old model's GPU memory is given back before the new one asks for its own. */
-  g_clear_object (&self->model);
+  atelier_application_set_text_model (self->app, NULL, NULL);
+  self->loading_name = g_strdup (name);
   self->load_cancellable = g_cancellable_new ();
   gtk_progress_bar_set_fraction (self->load_progress, 0);
   /* The page's reference, held until the load ends, keeps progress_data valid. */
@@ -315,20 +395,153 @@ cancel_load_activated (GtkWidget *widget, const char *action_name, GVariant *par
   g_cancellable_cancel (ATELIER_WRITE_PAGE (widget)->load_cancellable);
 }
 
+/* The registry's language model changed: loaded here, or unloaded from the window's
+ * status popover. */
 static void
-insert_piece (const char *text, gpointer user_data)
+on_text_model_changed (AtelierWritePage *self)
 {
-  AtelierWritePage *self = ATELIER_WRITE_PAGE (user_data);
-  GtkTextBuffer *buffer;
-  GtkTextIter at;
+  GObject *shared = atelier_application_get_text_model (self->app);
+  AtLanguageModel *model = AT_IS_LANGUAGE_MODEL (shared) ? AT_LANGUAGE_MODEL (shared) : NULL;
 
-  if (is_disposed (self))
+  /* Unloading is asking for the GPU memory back: a generation stops, keeping its text. */
+  if (model == NULL)
+    g_cancellable_cancel (self->generate_cancellable);
+  g_set_object (&self->model, model);
+  g_free (self->model_name);
+  self->model_name = g_strdup (atelier_application_get_text_model_name (self->app));
+  g_clear_pointer (&self->last_summary, g_free);
+  update_actions (self);
+}
+
+/* Puts text where the reply goes, deleting the original range first. */
+static void
+insert_reply (AtelierWritePage *self, const char *text)
+{
+  GtkTextBuffer *buffer = page_buffer (self);
+  GtkTextIter start, at;
+
+  if (*text == '\0')
     return;
-  buffer = page_buffer (self);
+  if (!self->replaced)
+    {
+      gtk_text_buffer_get_iter_at_mark (buffer, &start, self->start_mark);
+      gtk_text_buffer_get_iter_at_mark (buffer, &at, self->generate_mark);
+      gtk_text_buffer_delete (buffer, &start, &at);
+      self->replaced = TRUE;
+    }
   gtk_text_buffer_get_iter_at_mark (buffer, &at, self->generate_mark);
   gtk_text_buffer_insert (buffer, &at, text, -1);
   gtk_text_buffer_place_cursor (buffer, &at);
   gtk_text_view_scroll_mark_onscreen (GTK_TEXT_VIEW (self->view), self->generate_mark);
+}
+
+static char *
+reply_text (AtelierWritePage *self)
+{
+  GtkTextBuffer *buffer = page_buffer (self);
+  GtkTextIter start, end;
+
+  gtk_text_buffer_get_iter_at_mark (buffer, &start, self->start_mark);
+  gtk_text_buffer_get_iter_at_mark (buffer, &end, self->generate_mark);
+  return gtk_text_buffer_get_text (buffer, &start, &end, FALSE);
+}
+
+/* Replaces the reply so far with text (the cleaned reply, or the original back). */
+static void
+replace_reply (AtelierWritePage *self, const char *text)
+{
+  GtkTextBuffer *buffer = page_buffer (self);
+  GtkTextIter start, end;
+
+  gtk_text_buffer_get_iter_at_mark (buffer, &start, self->start_mark);
+  gtk_text_buffer_get_iter_at_mark (buffer, &end, self->generate_mark);
+  gtk_text_buffer_delete (buffer, &start, &end);
+  gtk_text_buffer_get_iter_at_mark (buffer, &end, self->generate_mark);
+  gtk_text_buffer_insert (buffer, &end, text, -1);
+}
+
+static void
+receive_piece (const char *text, gpointer user_data)
+{
+  AtelierWritePage *self = ATELIER_WRITE_PAGE (user_data);
+
+  if (is_disposed (self))
+    return;
+  if (self->first_piece_time == 0)
+    self->first_piece_time = g_get_monotonic_time ();
+  self->n_pieces++;
+  if (self->head == NULL)
+    insert_reply (self, text);
+  else
+    {
+      gssize body;
+
+      g_string_append (self->head, text);
+      body = atelier_write_reply_body_start (self->head->str, FALSE);
+      if (body >= 0)
+        {
+          insert_reply (self, self->head->str + body);
+          g_string_free (g_steal_pointer (&self->head), TRUE);
+        }
+    }
+  update_status (self);
+}
+
+/* The reply is complete, or stopped: what was held back goes in, and a complete
+ * instruction reply loses its surrounding quotes. */
+static void
+finish_reply (AtelierWritePage *self, gboolean stopped)
+{
+  g_autofree char *reply = NULL;
+  g_autofree char *clean = NULL;
+
+  if (self->head != NULL)
+    {
+      insert_reply (self, self->head->str
+                            + atelier_write_reply_body_start (self->head->str, TRUE));
+      g_string_free (g_steal_pointer (&self->head), TRUE);
+    }
+  if (stopped || self->action == ATELIER_WRITE_CONTINUE)
+    return;
+  if (self->replaced)
+    {
+      reply = reply_text (self);
+      clean = atelier_write_clean_reply (reply);
+    }
+  if (clean == NULL || *clean == '\0')
+    {
+      if (self->replaced)
+        replace_reply (self, self->source);
+      show_error (self, "%s", _("The model replied with no text; your text is unchanged."));
+      return;
+    }
+  if (!g_str_equal (clean, reply))
+    replace_reply (self, clean);
+}
+
+static gboolean
+keep_in_library (AtelierWritePage *self, const char *text, gint64 n_tokens)
+{
+  AtelierLibrary *library = atelier_application_get_library (self->app, NULL);
+  g_autofree char *prompt = atelier_write_asset_prompt (self->action, self->tone, self->source);
+  g_autofree char *parameters = NULL;
+  g_autoptr (GBytes) bytes = g_bytes_new (text, strlen (text));
+  g_autoptr (AtelierAsset) asset = NULL;
+  g_autoptr (GError) error = NULL;
+  AtelierAssetInfo info;
+
+  /* Without a library (the Gallery says why it could not be opened) the text is only
+   * in the draft. */
+  if (library == NULL)
+    return FALSE;
+  parameters = atelier_write_parameters_json (self->action, self->tone, self->source_model,
+                                              self->temperature, self->seed, n_tokens);
+  info = (AtelierAssetInfo) { .prompt = prompt, .parameters = parameters,
+                              .model = self->source_model, .seed = self->seed };
+  asset = atelier_library_add_bytes (library, ATELIER_ASSET_TEXT, bytes, "md", &info, &error);
+  if (asset == NULL)
+    show_error (self, _("The text could not be kept in the library: %s"), error->message);
+  return asset != NULL;
 }
 
 static void
@@ -337,7 +550,13 @@ generated (GObject *source, GAsyncResult *result, gpointer user_data)
   g_autoptr (AtelierWritePage) self = user_data;
   g_autoptr (GError) error = NULL;
   g_autoptr (AtGenerateResult) generate_result = NULL;
+  g_autofree char *produced = NULL;
+  g_autofree char *progress = NULL;
+  gboolean stopped, kept = FALSE;
+  gint64 n_tokens;
+  double seconds;
   GtkTextBuffer *buffer;
+  GtkTextIter start, end;
 
   generate_result = at_language_model_generate_finish (AT_LANGUAGE_MODEL (source), result,
                                                        &error);
@@ -345,12 +564,81 @@ generated (GObject *source, GAsyncResult *result, gpointer user_data)
   if (is_disposed (self))
     return;
   buffer = page_buffer (self);
-  /* Everything inserted since Continue is one step to undo. */
+  stopped = g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+  if (generate_result == NULL && !stopped)
+    {
+      /* The user's text is never lost to a failure: the original comes back. */
+      if (self->replaced)
+        replace_reply (self, self->source);
+      show_error (self, _("The model failed, your text is unchanged: %s"), error->message);
+    }
+  else
+    finish_reply (self, stopped);
+  /* Everything since the action started is one step to undo. */
   gtk_text_buffer_end_user_action (buffer);
+
+  n_tokens = generate_result != NULL ? generate_result->n_generated : self->n_pieces;
+  if (error == NULL || stopped)
+    produced = reply_text (self);
+  if (produced != NULL && *produced != '\0')
+    {
+      kept = keep_in_library (self, produced, n_tokens);
+      /* The new text selected: ready for another action, or to be seen. */
+      gtk_text_buffer_get_iter_at_mark (buffer, &start, self->start_mark);
+      gtk_text_buffer_get_iter_at_mark (buffer, &end, self->generate_mark);
+      if (self->action != ATELIER_WRITE_CONTINUE)
+        gtk_text_buffer_select_range (buffer, &end, &start);
+    }
+  seconds = self->first_piece_time == 0
+            ? 0
+            : (g_get_monotonic_time () - self->first_piece_time) / 1e6;
+  progress = atelier_write_progress_text (n_tokens, seconds, -1);
+  g_clear_pointer (&self->last_summary, g_free);
+  if (stopped)
+    /* Translators: %s is the progress line, "42 tokens · 12.0 tokens/s". */
+    self->last_summary = g_strdup_printf (_("Stopped after %s"), progress);
+  else if (kept)
+    self->last_summary = g_strdup_printf (_("Done: %s · kept in the Gallery"), progress);
+  else if (error == NULL)
+    self->last_summary = g_strdup_printf (_("Done: %s"), progress);
+
+  gtk_text_buffer_delete_mark (buffer, self->start_mark);
   gtk_text_buffer_delete_mark (buffer, self->generate_mark);
-  self->generate_mark = NULL;
-  if (generate_result == NULL && !g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
-    show_error (self, _("The text could not be continued: %s"), error->message);
+  self->start_mark = self->generate_mark = NULL;
+  g_clear_pointer (&self->source, g_free);
+  g_clear_pointer (&self->source_model, g_free);
+  update_actions (self);
+}
+
+/* Starts generating request's reply in place of start..end (empty for Continue), the
+ * source being what the model is given. */
+static void
+start_generation (AtelierWritePage *self, AtelierWriteAction action, AtelierWriteTone tone,
+                  char *source, GtkTextIter *start, GtkTextIter *end, AtGenerateRequest *request)
+{
+  GtkTextBuffer *buffer = page_buffer (self);
+
+  self->action = action;
+  self->tone = tone;
+  self->source = source;
+  self->source_model = g_strdup (self->model_name);
+  /* 32 bits: the parameters' JSON keeps it exactly. */
+  self->seed = request->sampler.seed = g_random_int ();
+  self->temperature = request->sampler.temperature;
+  self->max_tokens = request->max_tokens;
+  self->n_pieces = 0;
+  self->first_piece_time = 0;
+  self->start_mark = gtk_text_buffer_create_mark (buffer, NULL, start, TRUE);
+  /* Right gravity: the mark stays after each piece inserted at it. */
+  self->generate_mark = gtk_text_buffer_create_mark (buffer, NULL, end, FALSE);
+  self->replaced = gtk_text_iter_equal (start, end);
+  self->head = action == ATELIER_WRITE_CONTINUE ? NULL : g_string_new (NULL);
+  self->generate_cancellable = g_cancellable_new ();
+  g_clear_pointer (&self->last_summary, g_free);
+  gtk_text_buffer_begin_user_action (buffer);
+  at_language_model_generate_async (self->model, request, receive_piece, self,
+                                    self->generate_cancellable, generated,
+                                    g_object_ref (self));
   update_actions (self);
 }
 
@@ -359,7 +647,7 @@ continue_activated (GtkWidget *widget, const char *action_name, GVariant *parame
 {
   AtelierWritePage *self = ATELIER_WRITE_PAGE (widget);
   GtkTextBuffer *buffer = page_buffer (self);
-  g_autofree char *prompt = NULL;
+  char *prompt;
   AtGenerateRequest request;
   GtkTextIter start, cursor;
 
@@ -373,17 +661,102 @@ continue_activated (GtkWidget *widget, const char *action_name, GVariant *parame
 
   at_generate_request_init (&request);
   request.prompt = prompt;
-  request.max_tokens = CONTINUE_TOKENS;
+  request.max_tokens = atelier_write_max_tokens (ATELIER_WRITE_CONTINUE, prompt);
   request.context_full = AT_CONTEXT_FULL_SHIFT;
+  start_generation (self, ATELIER_WRITE_CONTINUE, ATELIER_TONE_NONE, prompt, &cursor, &cursor,
+                    &request);
+}
 
-  /* Right gravity: the mark stays after each piece inserted at it. */
-  self->generate_mark = gtk_text_buffer_create_mark (buffer, NULL, &cursor, FALSE);
-  self->generate_cancellable = g_cancellable_new ();
-  gtk_text_buffer_begin_user_action (buffer);
-  at_language_model_generate_async (self->model, &request, insert_piece, self,
-                                    self->generate_cancellable, generated,
-                                    g_object_ref (self));
-  update_actions (self);
+static gboolean
+line_is_blank (const GtkTextIter *line_start)
+{
+  GtkTextIter end = *line_start;
+  g_autofree char *text = NULL;
+
+  if (!gtk_text_iter_ends_line (&end))
+    gtk_text_iter_forward_to_line_end (&end);
+  text = gtk_text_iter_get_text (line_start, &end);
+  return *g_strchug (text) == '\0';
+}
+
+/* The lines around the cursor up to blank lines; FALSE on a blank line. */
+static gboolean
+paragraph_at_cursor (GtkTextBuffer *buffer, GtkTextIter *start, GtkTextIter *end)
+{
+  GtkTextIter line;
+
+  gtk_text_buffer_get_iter_at_mark (buffer, start, gtk_text_buffer_get_insert (buffer));
+  gtk_text_iter_set_line_offset (start, 0);
+  if (line_is_blank (start))
+    return FALSE;
+  *end = *start;
+  line = *start;
+  while (gtk_text_iter_backward_line (&line) && !line_is_blank (&line))
+    *start = line;
+  line = *end;
+  while (gtk_text_iter_forward_line (&line) && !line_is_blank (&line))
+    *end = line;
+  if (!gtk_text_iter_ends_line (end))
+    gtk_text_iter_forward_to_line_end (end);
+  return TRUE;
+}
+
+/* An instruction action on the selection, or the paragraph at the cursor; "translate"
+ * goes to English or Chinese depending on the text. */
+static void
+run_action (AtelierWritePage *self, const char *name, AtelierWriteTone tone)
+{
+  GtkTextBuffer *buffer = page_buffer (self);
+  g_autoptr (AtelierWritePrompt) prompt = NULL;
+  AtelierWriteAction action;
+  AtGenerateRequest request;
+  AtChatMessage messages[2];
+  GtkTextIter start, end;
+  g_autofree char *text = NULL;
+
+  if (self->model == NULL || self->generate_cancellable != NULL)
+    return;
+  if (!gtk_text_buffer_get_selection_bounds (buffer, &start, &end)
+      && !paragraph_at_cursor (buffer, &start, &end))
+    {
+      adw_toast_overlay_add_toast (ADW_TOAST_OVERLAY (adw_bin_get_child (ADW_BIN (self))),
+                                   adw_toast_new (_("Select some text, or put the cursor in "
+                                                    "a paragraph")));
+      return;
+    }
+  text = gtk_text_buffer_get_text (buffer, &start, &end, FALSE);
+  if (g_str_equal (name, "translate"))
+    action = atelier_write_translation_for (text);
+  else if (!atelier_write_action_from_string (name, &action)
+           || action == ATELIER_WRITE_CONTINUE
+           || (action == ATELIER_WRITE_CHANGE_TONE) != (tone != ATELIER_TONE_NONE))
+    g_return_if_reached ();
+
+  prompt = atelier_write_prompt_new (action, tone, text);
+  messages[0] = (AtChatMessage) { "system", prompt->system };
+  messages[1] = (AtChatMessage) { "user", prompt->user };
+  at_generate_request_init (&request);
+  request.messages = messages;
+  request.n_messages = G_N_ELEMENTS (messages);
+  request.max_tokens = atelier_write_max_tokens (action, text);
+  start_generation (self, action, tone, g_steal_pointer (&text), &start, &end, &request);
+}
+
+static void
+run_activated (GtkWidget *widget, const char *action_name, GVariant *parameter)
+{
+  run_action (ATELIER_WRITE_PAGE (widget), g_variant_get_string (parameter, NULL),
+              ATELIER_TONE_NONE);
+}
+
+static void
+change_tone_activated (GtkWidget *widget, const char *action_name, GVariant *parameter)
+{
+  AtelierWriteTone tone;
+
+  if (atelier_write_tone_from_string (g_variant_get_string (parameter, NULL), &tone)
+      && tone != ATELIER_TONE_NONE)
+    run_action (ATELIER_WRITE_PAGE (widget), "change-tone", tone);
 }
 
 static void
@@ -405,6 +778,18 @@ atelier_write_page_set_engine (AtelierWritePage *self, AtEngine *engine)
 
   g_set_object (&self->engine, engine);
   update_actions (self);
+}
+
+void
+atelier_write_page_set_application (AtelierWritePage *self, AtelierApplication *app)
+{
+  g_return_if_fail (ATELIER_IS_WRITE_PAGE (self));
+  g_return_if_fail (self->app == NULL);
+
+  self->app = g_object_ref (app);
+  g_signal_connect_object (app, "notify::text-model", G_CALLBACK (on_text_model_changed), self,
+                           G_CONNECT_SWAPPED);
+  on_text_model_changed (self);
 }
 
 void
@@ -452,6 +837,7 @@ atelier_write_page_dispose (GObject *object)
   g_clear_handle_id (&self->autosave_source, g_source_remove);
   g_clear_object (&self->model);
   g_clear_object (&self->engine);
+  g_clear_object (&self->app);
   gtk_widget_dispose_template (GTK_WIDGET (self), ATELIER_TYPE_WRITE_PAGE);
   G_OBJECT_CLASS (atelier_write_page_parent_class)->dispose (object);
 }
@@ -463,6 +849,13 @@ atelier_write_page_finalize (GObject *object)
 
   g_clear_object (&self->document);
   g_free (self->models_folder);
+  g_free (self->model_name);
+  g_free (self->loading_name);
+  g_free (self->last_summary);
+  g_free (self->source);
+  g_free (self->source_model);
+  if (self->head != NULL)
+    g_string_free (self->head, TRUE);
   G_OBJECT_CLASS (atelier_write_page_parent_class)->finalize (object);
 }
 
@@ -484,6 +877,10 @@ atelier_write_page_class_init (AtelierWritePageClass *klass)
   gtk_widget_class_bind_template_child (widget_class, AtelierWritePage, model_names);
   gtk_widget_class_bind_template_child (widget_class, AtelierWritePage, load_progress);
   gtk_widget_class_bind_template_child (widget_class, AtelierWritePage, continue_button);
+  gtk_widget_class_bind_template_child (widget_class, AtelierWritePage, ai_button);
+  gtk_widget_class_bind_template_child (widget_class, AtelierWritePage, ai_menu);
+  gtk_widget_class_bind_template_child (widget_class, AtelierWritePage, spinner);
+  gtk_widget_class_bind_template_child (widget_class, AtelierWritePage, status_label);
   gtk_widget_class_bind_template_child (widget_class, AtelierWritePage, word_count);
   gtk_widget_class_bind_template_child (widget_class, AtelierWritePage, view);
   gtk_widget_class_bind_template_callback (widget_class, on_model_selected);
@@ -492,7 +889,22 @@ atelier_write_page_class_init (AtelierWritePageClass *klass)
   gtk_widget_class_install_action (widget_class, "write.cancel-load", NULL,
                                    cancel_load_activated);
   gtk_widget_class_install_action (widget_class, "write.continue", NULL, continue_activated);
+  gtk_widget_class_install_action (widget_class, "write.run", "s", run_activated);
+  gtk_widget_class_install_action (widget_class, "write.change-tone", "s",
+                                   change_tone_activated);
   gtk_widget_class_install_action (widget_class, "write.stop", NULL, stop_activated);
+}
+
+static void
+add_shortcut (GtkShortcutController *shortcuts, const char *trigger, const char *action,
+              const char *target)
+{
+  GtkShortcut *shortcut = gtk_shortcut_new (gtk_shortcut_trigger_parse_string (trigger),
+                                            gtk_named_action_new (action));
+
+  if (target != NULL)
+    gtk_shortcut_set_arguments (shortcut, g_variant_new_string (target));
+  gtk_shortcut_controller_add_shortcut (shortcuts, shortcut);
 }
 
 static void
@@ -511,17 +923,21 @@ atelier_write_page_init (AtelierWritePage *self)
                                     gtk_source_language_manager_get_default (), "markdown"));
   g_signal_connect_object (buffer, "changed", G_CALLBACK (on_buffer_changed), self,
                            G_CONNECT_SWAPPED);
+  /* The editor's right-click menu offers what the AI button does. */
+  gtk_text_view_set_extra_menu (GTK_TEXT_VIEW (self->view), self->ai_menu);
 
-  /* In the capture phase, so that the editor does not take Ctrl+Enter as a new line. */
+  /* In the capture phase, so that the editor does not take Ctrl+Enter as a new line.
+   * The same keys are listed in ui/atelier-shortcuts.ui and shown in the AI menu. */
   shortcuts = GTK_SHORTCUT_CONTROLLER (gtk_shortcut_controller_new ());
   gtk_event_controller_set_propagation_phase (GTK_EVENT_CONTROLLER (shortcuts),
                                               GTK_PHASE_CAPTURE);
-  gtk_shortcut_controller_add_shortcut (shortcuts,
-                                        gtk_shortcut_new (gtk_shortcut_trigger_parse_string ("<Control>Return"),
-                                                          gtk_named_action_new ("write.continue")));
-  gtk_shortcut_controller_add_shortcut (shortcuts,
-                                        gtk_shortcut_new (gtk_keyval_trigger_new (GDK_KEY_Escape, 0),
-                                                          gtk_named_action_new ("write.stop")));
+  add_shortcut (shortcuts, "<Control>Return", "write.continue", NULL);
+  add_shortcut (shortcuts, "Escape", "write.stop", NULL);
+  add_shortcut (shortcuts, "<Control><Shift>r", "write.run", "rewrite");
+  add_shortcut (shortcuts, "<Control><Shift>s", "write.run", "shorten");
+  add_shortcut (shortcuts, "<Control><Shift>e", "write.run", "expand");
+  add_shortcut (shortcuts, "<Control><Shift>m", "write.run", "summarise");
+  add_shortcut (shortcuts, "<Control><Shift>t", "write.run", "translate");
   gtk_widget_add_controller (GTK_WIDGET (self), GTK_EVENT_CONTROLLER (shortcuts));
 
   update_word_count (self);

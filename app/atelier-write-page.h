@@ -1,9 +1,13 @@
-/* atelier-write-page.h: the Write page — a Markdown editor whose text a language model
- * continues at the cursor, streaming, stoppable, undone in one step; autosaved. */
+/* atelier-write-page.h: the Write page — a Markdown editor with a language model beside
+ * it: Continue at the cursor, and AI actions (rewrite, shorten, expand, change tone,
+ * summarise, translate) on the selection or the paragraph at the cursor. Replies stream
+ * into the text, stoppable, undone in one step, and are kept in the library; the draft
+ * is autosaved. */
 #pragma once
 
 #include <adwaita.h>
 
+#include "atelier-application.h"
 #include "atelier-engine.h"
 
 G_BEGIN_DECLS
@@ -13,11 +17,13 @@ G_DECLARE_FINAL_TYPE (AtelierWritePage, atelier_write_page, ATELIER, WRITE_PAGE,
 
 /* The engine that loads models; NULL when there is no usable GPU. */
 void atelier_write_page_set_engine (AtelierWritePage *self, AtEngine *engine);
+/* The application whose registry shares the loaded language model (a model loaded here
+ * is set there; unloaded there, the page lets it go) and whose library keeps every
+ * generated text. */
+void atelier_write_page_set_application (AtelierWritePage *self, AtelierApplication *app);
 /* The models folder and its listing (AtelierModelFile); the GGUF files are offered. */
 void atelier_write_page_set_model_files (AtelierWritePage *self, const char *folder,
                                          GPtrArray *files);
-/* Where the draft is saved; NULL for the default in the user's data folder. Reloads it. */
-void atelier_write_page_set_document_path (AtelierWritePage *self, const char *path);
 /* TRUE while a model loads or text is generated. */
 gboolean atelier_write_page_is_busy (AtelierWritePage *self);
 
