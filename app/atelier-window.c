@@ -50,8 +50,33 @@ show_page_activated (GSimpleAction *action, GVariant *parameter, gpointer user_d
     gtk_stack_set_visible_child_name (self->stack, name);
 }
 
+static void
+reuse_asset (AtelierWindow *self, AtelierAsset *asset, gboolean as_init_image)
+{
+  atelier_image_page_reuse_asset (self->image_page, asset, as_init_image);
+  gtk_stack_set_visible_child_name (self->stack, "image");
+}
+
+/* win.reuse-asset and win.use-as-init-image: an asset id of the library. */
+static void
+reuse_asset_activated (GSimpleAction *action, GVariant *parameter, gpointer user_data)
+{
+  AtelierWindow *self = ATELIER_WINDOW (user_data);
+  GtkApplication *app = gtk_window_get_application (GTK_WINDOW (self));
+  AtelierLibrary *library = atelier_application_get_library (ATELIER_APPLICATION (app), NULL);
+  AtelierAsset *asset = library != NULL
+                        ? atelier_library_lookup (library, g_variant_get_int64 (parameter))
+                        : NULL;
+
+  if (asset != NULL && atelier_asset_get_kind (asset) == ATELIER_ASSET_IMAGE)
+    reuse_asset (self, asset,
+                 g_str_equal (g_action_get_name (G_ACTION (action)), "use-as-init-image"));
+}
+
 static const GActionEntry win_actions[] = {
   { .name = "show-page", .activate = show_page_activated, .parameter_type = "s" },
+  { .name = "reuse-asset", .activate = reuse_asset_activated, .parameter_type = "x" },
+  { .name = "use-as-init-image", .activate = reuse_asset_activated, .parameter_type = "x" },
 };
 
 static void
@@ -130,6 +155,7 @@ static void
 on_model_files_changed (AtelierWindow *self, const char *folder, GPtrArray *files)
 {
   atelier_write_page_set_model_files (self->write_page, folder, files);
+  atelier_image_page_set_model_files (self->image_page, folder, files);
 }
 
 static void
@@ -198,6 +224,8 @@ atelier_window_new (AtelierApplication *app)
   atelier_image_page_set_application (self->image_page, app);
   atelier_audio_page_set_application (self->audio_page, app);
   atelier_gallery_page_set_application (self->gallery_page, app);
+  g_signal_connect_object (self->gallery_page, "reuse-asset", G_CALLBACK (reuse_asset), self,
+                           G_CONNECT_SWAPPED);
   g_signal_connect_object (self->models_page, "files-changed",
                            G_CALLBACK (on_model_files_changed), self, G_CONNECT_SWAPPED);
   atelier_models_page_set_application (self->models_page, app);
