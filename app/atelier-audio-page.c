@@ -318,28 +318,30 @@ wav_written (GObject *source, GAsyncResult *result, gpointer user_data)
   g_autoptr (AtelierAudioPage) self = user_data;
   g_autoptr (GError) error = NULL;
   g_autoptr (Speech) speech = g_steal_pointer (&self->speaking);
+  g_autoptr (AtelierAsset) asset = NULL;
+  gboolean written = g_task_propagate_boolean (G_TASK (result), &error);
 
   g_clear_object (&self->cancellable);
+  /* Indexed even when the window closed meanwhile, so that no file is left unlisted. */
+  if (written && speech->in_library)
+    {
+      g_autofree char *parameters = speech_parameters (speech);
+      AtelierAssetInfo info = { .prompt = speech->text, .parameters = parameters };
+
+      asset = atelier_library_add (atelier_application_get_library (self->app, NULL),
+                                   ATELIER_ASSET_AUDIO, speech->path, &info, &error);
+    }
   if (is_disposed (self))
     return;
-  if (!g_task_propagate_boolean (G_TASK (result), &error))
+  if (!written)
     {
       /* The sound is still here to preview and save elsewhere. */
       show_error (self, _("The voice-over could not be written: %s"), error->message);
       g_clear_pointer (&speech->path, g_free);
     }
-  else if (speech->in_library)
-    {
-      g_autofree char *parameters = speech_parameters (speech);
-      AtelierAssetInfo info = { .prompt = speech->text, .parameters = parameters };
-      g_autoptr (AtelierAsset) asset = NULL;
-
-      asset = atelier_library_add (atelier_application_get_library (self->app, NULL),
-                                   ATELIER_ASSET_AUDIO, speech->path, &info, &error);
-      if (asset == NULL)
-        show_error (self, _("The voice-over could not be added to the Gallery: %s"),
-                    error->message);
-    }
+  else if (speech->in_library && asset == NULL)
+    show_error (self, _("The voice-over could not be added to the Gallery: %s"),
+                error->message);
   show_result (self, g_steal_pointer (&speech));
   update_actions (self);
 }
