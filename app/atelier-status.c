@@ -86,6 +86,13 @@ add_model_row (AtelierStatus *self, GObject *model, const char *name, const char
       /* Translators: %s is a size, "45.2 MB". */
       subtitle = g_strdup_printf (_("Language model · %s of weights"), size);
     }
+  else if (AT_IS_IMAGE_MODEL (model))
+    {
+      g_autofree char *size = g_format_size (at_image_model_get_gpu_bytes (AT_IMAGE_MODEL (model)));
+
+      /* Translators: %s is a size, "1.7 GB". */
+      subtitle = g_strdup_printf (_("Image model · %s of GPU memory"), size);
+    }
   else
     subtitle = g_strdup (_("Image model"));
 

@@ -73,7 +73,19 @@ reuse_asset_activated (GSimpleAction *action, GVariant *parameter, gpointer user
                  g_str_equal (g_action_get_name (G_ACTION (action)), "use-as-init-image"));
 }
 
+/* The Write page's selection (or whole draft) becomes the Audio page's script. */
+static void
+use_write_text_activated (GSimpleAction *action, GVariant *parameter, gpointer user_data)
+{
+  AtelierWindow *self = ATELIER_WINDOW (user_data);
+  g_autofree char *text = atelier_write_page_get_text (self->write_page);
+
+  atelier_audio_page_set_text (self->audio_page, text);
+  gtk_stack_set_visible_child_name (self->stack, "audio");
+}
+
 static const GActionEntry win_actions[] = {
+  { .name = "use-write-text", .activate = use_write_text_activated },
   { .name = "show-page", .activate = show_page_activated, .parameter_type = "s" },
   { .name = "reuse-asset", .activate = reuse_asset_activated, .parameter_type = "x" },
   { .name = "use-as-init-image", .activate = reuse_asset_activated, .parameter_type = "x" },

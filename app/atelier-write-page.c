@@ -948,3 +948,16 @@ atelier_write_page_init (AtelierWritePage *self)
   g_file_load_contents_async (self->document, self->document_cancellable, document_read,
                               g_object_ref (self));
 }
+
+char *
+atelier_write_page_get_text (AtelierWritePage *self)
+{
+  GtkTextBuffer *buffer;
+  GtkTextIter start, end;
+
+  g_return_val_if_fail (ATELIER_IS_WRITE_PAGE (self), NULL);
+  buffer = page_buffer (self);
+  if (!gtk_text_buffer_get_selection_bounds (buffer, &start, &end))
+    gtk_text_buffer_get_bounds (buffer, &start, &end);
+  return gtk_text_buffer_get_text (buffer, &start, &end, FALSE);
+}

@@ -26,5 +26,7 @@ void atelier_write_page_set_model_files (AtelierWritePage *self, const char *fol
                                          GPtrArray *files);
 /* TRUE while a model loads or text is generated. */
 gboolean atelier_write_page_is_busy (AtelierWritePage *self);
+/* The selected text, or the whole document when nothing is selected (for voice-overs). */
+char *atelier_write_page_get_text (AtelierWritePage *self);
 
 G_END_DECLS
