@@ -242,22 +242,22 @@ transfer (Download *d, Transfer *t, GChecksum *checksum, GCancellable *cancellab
         return FALSE;
       g_checksum_update (checksum, buffer, n);
       t->received += n;
-      if (d->size > 0 && t->received > d->size)
+      if (t->total > 0 && t->received > t->total)
         {
           g_output_stream_close (G_OUTPUT_STREAM (out), NULL, NULL);
           return discard_part (d, error, "%s is larger than the expected %" G_GUINT64_FORMAT
-                               " bytes", name, d->size);
+                               " bytes", name, t->total);
         }
       report_progress (t, FALSE);
     }
   if (n < 0 || !g_output_stream_close (G_OUTPUT_STREAM (out), cancellable, error))
     return FALSE;
   report_progress (t, TRUE);
-  if (d->size > 0 && t->received < d->size)
+  if (t->total > 0 && t->received < t->total)
     {
       g_set_error (error, G_IO_ERROR, G_IO_ERROR_PARTIAL_INPUT,
                    "The connection closed after %" G_GUINT64_FORMAT " of %" G_GUINT64_FORMAT
-                   " bytes of %s: download again to resume", t->received, d->size, name);
+                   " bytes of %s: download again to resume", t->received, t->total, name);
       return FALSE;
     }
   return TRUE;
