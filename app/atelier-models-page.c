@@ -786,5 +786,6 @@ atelier_models_page_set_application (AtelierModelsPage *self, AtelierApplication
   self->settings = g_object_ref (atelier_application_get_settings (app));
   g_signal_connect_object (self->settings, "changed::models-folder",
                            G_CALLBACK (atelier_models_page_refresh), self, G_CONNECT_SWAPPED);
+  show_catalog (self);
   atelier_models_page_refresh (self);
 }
