@@ -61,6 +61,20 @@ typedef struct
 } TypeCounter;
 
 static void
+type_counter_init (TypeCounter *counter)
+{
+  *counter = (TypeCounter) { .counts = g_hash_table_new (g_str_hash, g_str_equal) };
+}
+
+/* The winning type in capitals ("Q4_K", "F16"), or NULL when nothing was counted. */
+static char *
+type_counter_finish (TypeCounter *counter)
+{
+  g_hash_table_unref (counter->counts);
+  return counter->best != NULL ? g_ascii_strup (counter->best, -1) : NULL;
+}
+
+static void
 type_counter_add (TypeCounter *counter, const char *type, guint64 n)
 {
   guint64 total = n + GPOINTER_TO_SIZE (g_hash_table_lookup (counter->counts, type));
@@ -103,9 +117,8 @@ inspect_gguf (AtelierModelFile *file, const char *path)
 {
   g_autoptr (GError) error = NULL;
   g_autoptr (AtGguf) gguf = at_gguf_open (path, &error);
-  g_autoptr (GHashTable) counts = NULL;
   AtTextModelFile model = { 0 };
-  TypeCounter counter = { 0 };
+  TypeCounter counter;
   const char *arch;
 
   if (gguf == NULL)
@@ -121,8 +134,7 @@ inspect_gguf (AtelierModelFile *file, const char *path)
     }
   file->family = gguf_family (gguf, arch);
 
-  counts = g_hash_table_new (g_str_hash, g_str_equal);
-  counter.counts = counts;
+  type_counter_init (&counter);
   for (guint i = 0; i < at_gguf_get_n_tensors (gguf); i++)
     {
       const AtGgufTensor *t = at_gguf_get_tensor (gguf, i);
@@ -133,8 +145,7 @@ inspect_gguf (AtelierModelFile *file, const char *path)
       if (t->n_dims >= 2)
         type_counter_add (&counter, at_type_name (t->type), n);
     }
-  if (counter.best != NULL)
-    file->quantization = g_ascii_strup (counter.best, -1);
+  file->quantization = type_counter_finish (&counter);
 
   if (!at_text_model_file_init (&model, gguf, &error))
     set_error (file, path, error);
@@ -148,8 +159,7 @@ inspect_safetensors (AtelierModelFile *file, const char *path)
 {
   g_autoptr (GError) error = NULL;
   g_autoptr (AtSafetensors) st = at_safetensors_open (path, &error);
-  g_autoptr (GHashTable) counts = NULL;
-  TypeCounter counter = { 0 };
+  TypeCounter counter;
   AtSdCheckpointInfo info;
 
   if (st == NULL)
@@ -157,8 +167,7 @@ inspect_safetensors (AtelierModelFile *file, const char *path)
       set_error (file, path, error);
       return;
     }
-  counts = g_hash_table_new (g_str_hash, g_str_equal);
-  counter.counts = counts;
+  type_counter_init (&counter);
   for (guint i = 0; i < at_safetensors_get_n_tensors (st); i++)
     {
       const AtSafetensorsTensor *t = at_safetensors_get_tensor (st, i);
@@ -167,8 +176,7 @@ inspect_safetensors (AtelierModelFile *file, const char *path)
       if (t->n_dims >= 2)
         type_counter_add (&counter, t->dtype, t->n_elements);
     }
-  if (counter.best != NULL)
-    file->quantization = g_strdup (counter.best);
+  file->quantization = type_counter_finish (&counter);
 
   /* TAESD decoders are plain numbered layers: only their name says what they are. */
   if (strstr (file->name, "taesd") != NULL && strstr (file->name, "decoder") != NULL)
