@@ -68,6 +68,14 @@ toast (AtelierModelsPage *self, const char *message)
   adw_toast_overlay_add_toast (self->toasts, t);
 }
 
+/* A copy, download or removal can finish after the window closed: the page then only
+ * cleans up after itself. */
+static gboolean
+is_disposed (AtelierModelsPage *self)
+{
+  return self->settings == NULL;
+}
+
 static gboolean
 is_model_name (const char *name)
 {
@@ -355,6 +363,8 @@ copy_moved (GObject *source, GAsyncResult *result, gpointer user_data)
       g_file_delete (G_FILE (source), NULL, NULL);
       message = g_strdup (error->message);
     }
+  if (is_disposed (self))
+    return;
   else
     message = g_strdup_printf (_("Added %s"), self->copy_name);
   g_clear_pointer (&self->copy_temp, g_free);
@@ -372,14 +382,16 @@ copy_done (GObject *source, GAsyncResult *result, gpointer user_data)
   g_autoptr (GError) error = NULL;
   g_autoptr (GFile) temp = g_file_new_for_path (self->copy_temp);
   g_autofree char *name = g_file_get_basename (G_FILE (source));
-  g_autofree char *folder = atelier_models_folder (self->settings);
-  g_autofree char *path = g_build_filename (folder, name, NULL);
-  g_autoptr (GFile) destination = g_file_new_for_path (path);
+  g_autofree char *folder = NULL;
+  g_autofree char *path = NULL;
+  g_autoptr (GFile) destination = NULL;
 
-  if (!g_file_copy_finish (G_FILE (source), result, &error))
+  if (!g_file_copy_finish (G_FILE (source), result, &error) || is_disposed (self))
     {
       /* Half a model must not stay behind to be listed. */
       g_file_delete (temp, NULL, NULL);
+      if (is_disposed (self))
+        return;
       g_clear_pointer (&self->copy_temp, g_free);
       g_clear_pointer (&self->copy_name, g_free);
       end_transfer (self);
@@ -391,6 +403,9 @@ copy_done (GObject *source, GAsyncResult *result, gpointer user_data)
       return;
     }
   /* Complete: renamed into place, so that the listing never sees a partial file. */
+  folder = atelier_models_folder (self->settings);
+  path = g_build_filename (folder, name, NULL);
+  destination = g_file_new_for_path (path);
   g_file_move_async (temp, destination, G_FILE_COPY_NONE, G_PRIORITY_DEFAULT, NULL, NULL,
                      NULL, copy_moved, g_steal_pointer (&self));
 }
@@ -569,15 +584,28 @@ typedef struct
 } DownloadJob;
 
 static void
+download_job_free (DownloadJob *job)
+{
+  g_free (job->destination);
+  g_object_unref (job->self);
+  g_free (job);
+}
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (DownloadJob, download_job_free)
+
+static void
 download_done (GObject *source, GAsyncResult *result, gpointer user_data)
 {
-  DownloadJob *job = user_data;
+  g_autoptr (DownloadJob) job = user_data;
   AtelierModelsPage *self = job->self;
   g_autoptr (GError) error = NULL;
   g_autofree char *name = g_path_get_basename (job->destination);
   g_autofree char *message = NULL;
+  gboolean ok = atelier_download_finish (result, &error);
 
-  if (atelier_download_finish (result, &error))
+  if (is_disposed (self))
+    return;
+  if (ok)
     {
       g_autofree char *taesd = g_settings_get_string (self->settings, "taesd-path");
 
@@ -594,9 +622,6 @@ download_done (GObject *source, GAsyncResult *result, gpointer user_data)
   end_transfer (self);
   toast (self, message);
   atelier_models_page_refresh (self);
-  g_free (job->destination);
-  g_object_unref (job->self);
-  g_free (job);
 }
 
 static void
@@ -643,6 +668,8 @@ removed (GObject *source, GAsyncResult *result, gpointer user_data)
     }
   else if (trashed)
     message = g_strdup_printf (_("Moved %s to the trash"), name);
+  if (is_disposed (self))
+    return;
   toast (self, message != NULL ? message : error->message);
   atelier_models_page_refresh (self);
 }
