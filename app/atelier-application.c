@@ -5,6 +5,7 @@
 #include <glib/gi18n.h>
 
 #include "atelier-application.h"
+#include "atelier-preferences.h"
 #include "atelier-window.h"
 
 struct _AtelierApplication
@@ -66,9 +67,19 @@ about_activated (GSimpleAction *action, GVariant *parameter, gpointer user_data)
   gtk_window_present (GTK_WINDOW (about));
 }
 
+static void
+preferences_activated (GSimpleAction *action, GVariant *parameter, gpointer user_data)
+{
+  AtelierApplication *self = ATELIER_APPLICATION (user_data);
+  GtkWindow *parent = gtk_application_get_active_window (GTK_APPLICATION (self));
+
+  gtk_window_present (GTK_WINDOW (atelier_preferences_new (self, parent)));
+}
+
 static const GActionEntry app_actions[] = {
   { .name = "quit", .activate = quit_activated },
   { .name = "about", .activate = about_activated },
+  { .name = "preferences", .activate = preferences_activated },
 };
 
 static void
@@ -76,6 +87,7 @@ atelier_application_startup (GApplication *app)
 {
   AtelierApplication *self = ATELIER_APPLICATION (app);
   static const char *quit_accels[] = { "<Control>q", NULL };
+  static const char *preferences_accels[] = { "<Control>comma", NULL };
   static const char *pages[] = { "write", "image", "audio", "gallery", "models" };
   g_autofree char *device = NULL;
   g_autofree char *library_folder = NULL;
@@ -90,6 +102,8 @@ atelier_application_startup (GApplication *app)
   g_action_map_add_action_entries (G_ACTION_MAP (app), app_actions,
                                    G_N_ELEMENTS (app_actions), app);
   gtk_application_set_accels_for_action (GTK_APPLICATION (app), "app.quit", quit_accels);
+  gtk_application_set_accels_for_action (GTK_APPLICATION (app), "app.preferences",
+                                         preferences_accels);
   for (guint i = 0; i < G_N_ELEMENTS (pages); i++)
     {
       g_autofree char *action = g_strdup_printf ("win.show-page::%s", pages[i]);

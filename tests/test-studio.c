@@ -181,7 +181,8 @@ test_pages_and_models (void)
   g_assert_true (ADW_IS_ACTION_ROW (row));
   g_assert_cmpstr (adw_preferences_row_get_title (ADW_PREFERENCES_ROW (row)), ==,
                    "tiny.gguf");
-  g_assert_cmpstr (adw_action_row_get_subtitle (ADW_ACTION_ROW (row)), ==, size);
+  /* Zeros are no GGUF file: its size, then why it cannot be used. */
+  g_assert_true (g_str_has_prefix (adw_action_row_get_subtitle (ADW_ACTION_ROW (row)), size));
   g_assert_null (gtk_widget_get_next_sibling (row));
 
   /* Another folder in the settings: listed again. */
