@@ -20,6 +20,30 @@ void at_engine_queue_job (AtEngine *engine, GTask *task, AtJobFunc func);
 void at_engine_job_notify (GTask *task, GSourceFunc func, gpointer data,
                            GDestroyNotify destroy);
 
+/* A model file being loaded by a job. */
+typedef struct
+{
+  char *path;
+  gint64 n_ctx; /* language models: context positions (<= 0: the model's) */
+  AtLoadProgress progress;
+  gpointer progress_data;
+  GTask *task; /* not a reference: the job holds one while it runs */
+} AtLoadData;
+
+/* Opens a model on the worker: returns a new object, or NULL with error set. */
+typedef GObject *(*AtLoadFunc) (AtEngine *engine, AtLoadData *data, GCancellable *cancellable,
+                                GError **error);
+
+/* Queues load (path, ...) as a job on engine; its result comes back through
+ * at_engine_load_finish with the same source_tag. */
+void at_engine_queue_load (AtEngine *engine, const char *path, gint64 n_ctx, AtLoadFunc load,
+                           gpointer source_tag, GCancellable *cancellable,
+                           AtLoadProgress progress, gpointer progress_data,
+                           GAsyncReadyCallback callback, gpointer user_data);
+gpointer at_engine_load_finish (GAsyncResult *result, gpointer source_tag, GError **error);
+/* Reports a loading job's progress (fraction 0 to 1). */
+void at_load_data_progress (AtLoadData *data, double fraction);
+
 /* Reports progress (when progress is not NULL) from a job, through at_engine_job_notify. */
 void at_engine_job_progress (GTask *task, AtLoadProgress progress, gpointer progress_data,
                              double fraction);

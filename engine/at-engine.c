@@ -166,3 +166,61 @@ at_gpu_check_free_memory (AtGpu *gpu, const char *what, guint64 needed, GError *
                what, needed_text, free_text);
   return FALSE;
 }
+
+typedef struct
+{
+  AtLoadData data;
+  AtLoadFunc load;
+} LoadJob;
+
+static void
+load_job_free (LoadJob *job)
+{
+  g_free (job->data.path);
+  g_free (job);
+}
+
+static void
+run_load_job (AtEngine *engine, GTask *task, gpointer task_data, GCancellable *cancellable)
+{
+  LoadJob *job = task_data;
+  GError *error = NULL;
+  GObject *model = job->load (engine, &job->data, cancellable, &error);
+
+  if (model == NULL)
+    g_task_return_error (task, error);
+  else
+    g_task_return_pointer (task, model, g_object_unref);
+}
+
+void
+at_engine_queue_load (AtEngine *engine, const char *path, gint64 n_ctx, AtLoadFunc load,
+                      gpointer source_tag, GCancellable *cancellable, AtLoadProgress progress,
+                      gpointer progress_data, GAsyncReadyCallback callback, gpointer user_data)
+{
+  g_autoptr (GTask) task = g_task_new (engine, cancellable, callback, user_data);
+  LoadJob *job = g_new0 (LoadJob, 1);
+
+  job->data.path = g_strdup (path);
+  job->data.n_ctx = n_ctx;
+  job->data.progress = progress;
+  job->data.progress_data = progress_data;
+  job->data.task = task;
+  job->load = load;
+  g_task_set_source_tag (task, source_tag);
+  g_task_set_task_data (task, job, (GDestroyNotify)load_job_free);
+  at_engine_queue_job (engine, task, run_load_job);
+}
+
+gpointer
+at_engine_load_finish (GAsyncResult *result, gpointer source_tag, GError **error)
+{
+  g_return_val_if_fail (g_task_get_source_tag (G_TASK (result)) == source_tag, NULL);
+  return g_task_propagate_pointer (G_TASK (result), error);
+}
+
+void
+at_load_data_progress (AtLoadData *data, double fraction)
+{
+  at_engine_job_progress (data->task, data->progress, data->progress_data, fraction);
+}

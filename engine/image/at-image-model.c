@@ -142,21 +142,6 @@ checkpoint_weight_bytes (AtSafetensors *st)
   return total;
 }
 
-typedef struct
-{
-  char *path;
-  AtLoadProgress progress;
-  gpointer progress_data;
-  GTask *task; /* not a reference: the job holds one while it runs */
-} LoadData;
-
-static void
-load_data_free (LoadData *data)
-{
-  g_free (data->path);
-  g_free (data);
-}
-
 /* The UNet and VAE, uploaded when missing (after loading, LoRA changes or a release). */
 static gboolean
 ensure_gpu_parts (AtImageModel *model, GError **error)
@@ -173,8 +158,8 @@ ensure_gpu_parts (AtImageModel *model, GError **error)
   return TRUE;
 }
 
-static AtImageModel *
-load (AtEngine *engine, LoadData *data, GCancellable *cancellable, GError **error)
+static GObject *
+load (AtEngine *engine, AtLoadData *data, GCancellable *cancellable, GError **error)
 {
   AtGpu *gpu = at_engine_get_gpu (engine);
   g_autoptr (AtImageModel) model = g_object_new (AT_TYPE_IMAGE_MODEL, NULL);
@@ -192,37 +177,25 @@ load (AtEngine *engine, LoadData *data, GCancellable *cancellable, GError **erro
       || !at_gpu_check_free_memory (gpu, data->path, checkpoint_weight_bytes (model->st), error)
       || !(model->tokenizer = open_tokenizer (error)))
     return NULL;
-  at_engine_job_progress (data->task, data->progress, data->progress_data, 0.05);
+  at_load_data_progress (data, 0.05);
   if (!(model->hash = file_short_hash (data->path, cancellable, error)))
     return NULL;
-  at_engine_job_progress (data->task, data->progress, data->progress_data, 0.3);
+  at_load_data_progress (data, 0.3);
   if (g_cancellable_set_error_if_cancelled (cancellable, error)
       || !(model->clip = at_clip_text_model_new (gpu, model->st, error)))
     return NULL;
-  at_engine_job_progress (data->task, data->progress, data->progress_data, 0.4);
+  at_load_data_progress (data, 0.4);
   if (g_cancellable_set_error_if_cancelled (cancellable, error)
       || !(model->unet = at_unet_model_new (gpu, model->st, &model->info, error)))
     return NULL;
   model->inpainting = at_unet_model_get_hparams (model->unet)->in_channels == 2 * LATENT_CHANNELS + 1;
-  at_engine_job_progress (data->task, data->progress, data->progress_data, 0.9);
+  at_load_data_progress (data, 0.9);
   if (g_cancellable_set_error_if_cancelled (cancellable, error)
       || !(model->vae = at_vae_model_new (gpu, model->st, error)))
     return NULL;
   model->downscale = (guint)at_vae_model_get_hparams (model->vae)->downscale;
-  at_engine_job_progress (data->task, data->progress, data->progress_data, 1.0);
-  return g_steal_pointer (&model);
-}
-
-static void
-load_job (AtEngine *engine, GTask *task, gpointer task_data, GCancellable *cancellable)
-{
-  GError *error = NULL;
-  AtImageModel *model = load (engine, task_data, cancellable, &error);
-
-  if (model == NULL)
-    g_task_return_error (task, error);
-  else
-    g_task_return_pointer (task, model, g_object_unref);
+  at_load_data_progress (data, 1.0);
+  return G_OBJECT (g_steal_pointer (&model));
 }
 
 void
@@ -230,25 +203,15 @@ at_image_model_load_async (AtEngine *engine, const char *path, GCancellable *can
                            AtLoadProgress progress, gpointer progress_data,
                            GAsyncReadyCallback callback, gpointer user_data)
 {
-  g_autoptr (GTask) task = g_task_new (engine, cancellable, callback, user_data);
-  LoadData *data = g_new0 (LoadData, 1);
-
   g_return_if_fail (AT_IS_ENGINE (engine));
-  data->path = g_strdup (path);
-  data->progress = progress;
-  data->progress_data = progress_data;
-  data->task = task;
-  g_task_set_source_tag (task, at_image_model_load_async);
-  g_task_set_task_data (task, data, (GDestroyNotify)load_data_free);
-  at_engine_queue_job (engine, task, load_job);
+  at_engine_queue_load (engine, path, 0, load, at_image_model_load_async, cancellable, progress,
+                        progress_data, callback, user_data);
 }
 
 AtImageModel *
 at_image_model_load_finish (GAsyncResult *result, GError **error)
 {
-  g_return_val_if_fail (g_task_get_source_tag (G_TASK (result)) == at_image_model_load_async,
-                        NULL);
-  return g_task_propagate_pointer (G_TASK (result), error);
+  return at_engine_load_finish (result, at_image_model_load_async, error);
 }
 
 const char *

@@ -55,32 +55,14 @@ at_language_model_init (AtLanguageModel *model)
 
 /* --- Loading ------------------------------------------------------------------------ */
 
-typedef struct
-{
-  char *path;
-  gint64 n_ctx;
-  AtLoadProgress progress;
-  gpointer progress_data;
-  GTask *task; /* not a reference: the job holds one while it runs */
-} LoadData;
-
-static void
-load_data_free (LoadData *data)
-{
-  g_free (data->path);
-  g_free (data);
-}
-
 static void
 load_progress (double fraction, gpointer user_data)
 {
-  LoadData *data = user_data;
-
-  at_engine_job_progress (data->task, data->progress, data->progress_data, fraction);
+  at_load_data_progress (user_data, fraction);
 }
 
-static AtLanguageModel *
-load (AtEngine *engine, LoadData *data, GCancellable *cancellable, GError **error)
+static GObject *
+load (AtEngine *engine, AtLoadData *data, GCancellable *cancellable, GError **error)
 {
   AtGpu *gpu = at_engine_get_gpu (engine);
   g_autoptr (AtLanguageModel) model = NULL;
@@ -123,19 +105,7 @@ load (AtEngine *engine, LoadData *data, GCancellable *cancellable, GError **erro
       || !(model->text_model = at_text_model_new (gpu, gguf, load_progress, data, cancellable, error))
       || !(model->ctx = at_text_context_new (model->text_model, n_ctx, model->n_batch, error)))
     return NULL;
-  return g_steal_pointer (&model);
-}
-
-static void
-load_job (AtEngine *engine, GTask *task, gpointer task_data, GCancellable *cancellable)
-{
-  GError *error = NULL;
-  AtLanguageModel *model = load (engine, task_data, cancellable, &error);
-
-  if (model == NULL)
-    g_task_return_error (task, error);
-  else
-    g_task_return_pointer (task, model, g_object_unref);
+  return G_OBJECT (g_steal_pointer (&model));
 }
 
 void
@@ -144,26 +114,15 @@ at_language_model_load_async (AtEngine *engine, const char *path, gint64 n_ctx,
                               gpointer progress_data, GAsyncReadyCallback callback,
                               gpointer user_data)
 {
-  g_autoptr (GTask) task = g_task_new (engine, cancellable, callback, user_data);
-  LoadData *data = g_new0 (LoadData, 1);
-
   g_return_if_fail (AT_IS_ENGINE (engine));
-  data->path = g_strdup (path);
-  data->n_ctx = n_ctx;
-  data->progress = progress;
-  data->progress_data = progress_data;
-  data->task = task;
-  g_task_set_source_tag (task, at_language_model_load_async);
-  g_task_set_task_data (task, data, (GDestroyNotify)load_data_free);
-  at_engine_queue_job (engine, task, load_job);
+  at_engine_queue_load (engine, path, n_ctx, load, at_language_model_load_async, cancellable,
+                        progress, progress_data, callback, user_data);
 }
 
 AtLanguageModel *
 at_language_model_load_finish (GAsyncResult *result, GError **error)
 {
-  g_return_val_if_fail (g_task_get_source_tag (G_TASK (result)) == at_language_model_load_async,
-                        NULL);
-  return g_task_propagate_pointer (G_TASK (result), error);
+  return at_engine_load_finish (result, at_language_model_load_async, error);
 }
 
 gint64
