@@ -156,6 +156,7 @@ test_seed_determinism (void)
   g_assert_cmpstr (at_image_model_get_name (model), ==, "sd1");
   g_assert_cmpuint (strlen (at_image_model_get_hash (model)), ==, 10);
   g_assert_false (at_image_model_is_inpainting (model));
+  g_assert_cmpuint (at_image_model_get_gpu_bytes (model), >, 0);
 
   small_request (&request, 42);
   request.previews = TRUE;

@@ -292,6 +292,16 @@ at_clip_text_model_get_hparams (AtClipTextModel *model)
   return &model->hp;
 }
 
+guint64
+at_clip_text_model_get_gpu_bytes (AtClipTextModel *model)
+{
+  guint64 bytes = 0;
+
+  for (guint i = 0; i < model->buffers->len; i++)
+    bytes += at_gpu_buffer_get_size (g_ptr_array_index (model->buffers, i));
+  return bytes;
+}
+
 /* --- The forward pass -------------------------------------------------------------- */
 
 /* [rows, n] F32 activations at the start of buffer. */

@@ -50,6 +50,8 @@ typedef struct _AtClipTextModel AtClipTextModel;
 AtClipTextModel *at_clip_text_model_new (AtGpu *gpu, AtSafetensors *st, GError **error);
 void at_clip_text_model_free (AtClipTextModel *model);
 const AtClipTextHParams *at_clip_text_model_get_hparams (AtClipTextModel *model);
+/* GPU bytes the model holds: weights and activations. */
+guint64 at_clip_text_model_get_gpu_bytes (AtClipTextModel *model);
 
 /* out [n_ctx][n_embd] = the encoder output for one window of n_ctx ids, recorded in one
  * batch. 1 <= clip_skip <= n_layer (1: the last layer). */

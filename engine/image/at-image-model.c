@@ -45,6 +45,7 @@ struct _AtImageModel
   char *lora_signature; /* the LoRA set merged into st now; NULL for none */
 
   GMutex lock;         /* guards the fields below, set from the caller's thread */
+  guint64 gpu_bytes;   /* of the parts, as the last job left them */
   char *preview_path;  /* the TAESD file wanted; NULL for the latent projection */
   gboolean preview_changed;
 };
@@ -82,6 +83,25 @@ static void
 at_image_model_init (AtImageModel *model)
 {
   g_mutex_init (&model->lock);
+}
+
+/* Called by jobs whenever they change the parts on the GPU. */
+static void
+update_gpu_bytes (AtImageModel *model)
+{
+  guint64 bytes = 0;
+
+  if (model->clip != NULL)
+    bytes += at_clip_text_model_get_gpu_bytes (model->clip);
+  if (model->unet != NULL)
+    bytes += at_unet_model_get_weight_bytes (model->unet)
+             + at_unet_model_get_activation_bytes (model->unet);
+  if (model->vae != NULL)
+    bytes += at_vae_model_get_weight_bytes (model->vae)
+             + at_vae_model_get_peak_activation_bytes (model->vae);
+  g_mutex_lock (&model->lock);
+  model->gpu_bytes = bytes;
+  g_mutex_unlock (&model->lock);
 }
 
 /* --- Loading ------------------------------------------------------------------------ */
@@ -194,6 +214,7 @@ load (AtEngine *engine, AtLoadData *data, GCancellable *cancellable, GError **er
       || !(model->vae = at_vae_model_new (gpu, model->st, error)))
     return NULL;
   model->downscale = (guint)at_vae_model_get_hparams (model->vae)->downscale;
+  update_gpu_bytes (model);
   at_load_data_progress (data, 1.0);
   return G_OBJECT (g_steal_pointer (&model));
 }
@@ -245,15 +266,13 @@ at_image_model_is_inpainting (AtImageModel *model)
 guint64
 at_image_model_get_gpu_bytes (AtImageModel *model)
 {
+  guint64 bytes;
+
   g_return_val_if_fail (AT_IS_IMAGE_MODEL (model), 0);
-  /* Read from the caller's thread while a job may swap parts: a snapshot, good enough for
-   * a memory display. */
-  return (model->unet != NULL ? at_unet_model_get_weight_bytes (model->unet)
-                                    + at_unet_model_get_activation_bytes (model->unet)
-                              : 0)
-         + (model->vae != NULL ? at_vae_model_get_weight_bytes (model->vae)
-                                     + at_vae_model_get_peak_activation_bytes (model->vae)
-                               : 0);
+  g_mutex_lock (&model->lock);
+  bytes = model->gpu_bytes;
+  g_mutex_unlock (&model->lock);
+  return bytes;
 }
 
 /* --- Requests ------------------------------------------------------------------------ */
@@ -947,6 +966,8 @@ generate_job (AtEngine *engine, GTask *task, gpointer task_data, GCancellable *c
   AtImageResult *result
       = generate (g_task_get_source_object (task), task_data, cancellable, &error);
 
+  /* Parts may have been rebuilt (LoRA) or grown (a new size), failed or not. */
+  update_gpu_bytes (g_task_get_source_object (task));
   if (result == NULL)
     g_task_return_error (task, error);
   else
@@ -1010,6 +1031,7 @@ release_job (AtEngine *engine, GTask *task, gpointer task_data, GCancellable *ca
 
   g_clear_pointer (&model->unet, at_unet_model_free);
   g_clear_pointer (&model->vae, at_vae_model_free);
+  update_gpu_bytes (model);
   g_task_return_boolean (task, TRUE);
 }
 
