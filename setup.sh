@@ -63,7 +63,8 @@ case "$mode" in
     if [ "$sanitize" = yes ]; then
       dir=build-asan
       build "$dir" -Dwerror=true -Db_sanitize=address,undefined -Db_lundef=false
-      export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
+      # Full stacks on malloc, so that tests/lsan.supp can name the frames it suppresses.
+      export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:fast_unwind_on_malloc=0
       export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
       export LSAN_OPTIONS=suppressions=$PWD/tests/lsan.supp
     else

@@ -26,7 +26,7 @@ wait_until (Condition condition, gpointer data)
 {
   gboolean timed_out = FALSE;
   /* Generous: lavapipe loads and runs the tiny model on two CPU cores. */
-  guint source = g_timeout_add_seconds (30, deadline_passed, &timed_out);
+  guint source = g_timeout_add_seconds (120, deadline_passed, &timed_out);
 
   while (!condition (data) && !timed_out)
     g_main_context_iteration (NULL, TRUE);
