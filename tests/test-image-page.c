@@ -2,7 +2,8 @@
  * random-weight checkpoint in a temporary models folder: a file that is no checkpoint is
  * refused with a message and the prompt kept; Generate shows the step previews, then the
  * picture, which lands in the library with A1111's parameters in its PNG; Cancel keeps
- * nothing; a library picture's prompt and seed come back through win.reuse-asset. */
+ * nothing; a library picture's prompt and seed come back through win.reuse-asset. First,
+ * every page fits beside the sidebar in the window's default width. */
 #include <glib/gstdio.h>
 
 #include "atelier-application.h"
@@ -56,6 +57,12 @@ static gboolean
 is_mapped (gpointer data)
 {
   return gtk_widget_get_mapped (GTK_WIDGET (data));
+}
+
+static gboolean
+is_allocated (gpointer data)
+{
+  return gtk_widget_get_width (GTK_WIDGET (data)) > 0;
 }
 
 static gboolean
@@ -193,6 +200,37 @@ write_lora (const char *path)
   g_assert_true (g_file_set_contents (path, (const char *) bytes->data, bytes->len, NULL));
 }
 
+/* Each page's narrowest width fits beside the sidebar in the window's default width, so
+ * that the leaflet does not fold there and hide the page behind the sidebar. */
+static void
+check_pages_fit (GtkWindow *window)
+{
+  static const char *const pages[] = { "write", "image", "audio", "gallery", "models" };
+  GtkWidget *stack = GTK_WIDGET (gtk_widget_get_template_child (GTK_WIDGET (window),
+                                                                ATELIER_TYPE_WINDOW, "stack"));
+  GtkWidget *leaflet = GTK_WIDGET (gtk_widget_get_template_child (GTK_WIDGET (window),
+                                                                  ATELIER_TYPE_WINDOW,
+                                                                  "leaflet"));
+  g_autoptr (GListModel) leaflet_pages = G_LIST_MODEL (adw_leaflet_get_pages (ADW_LEAFLET (leaflet)));
+  g_autoptr (AdwLeafletPage) first = g_list_model_get_item (leaflet_pages, 0);
+  int sidebar = 0;
+
+  wait_until (is_allocated, window);
+  gtk_widget_measure (adw_leaflet_page_get_child (first), GTK_ORIENTATION_HORIZONTAL, -1,
+                      &sidebar, NULL, NULL, NULL);
+  for (guint i = 0; i < G_N_ELEMENTS (pages); i++)
+    {
+      GtkWidget *page = gtk_stack_get_child_by_name (GTK_STACK (stack), pages[i]);
+      int min = 0;
+
+      gtk_widget_measure (page, GTK_ORIENTATION_HORIZONTAL, -1, &min, NULL, NULL, NULL);
+      g_test_message ("page %s: at least %d px beside the sidebar's %d in %d", pages[i], min,
+                      sidebar, gtk_widget_get_width (leaflet));
+      g_assert_cmpint (sidebar + min, <, gtk_widget_get_width (leaflet));
+    }
+  g_assert_false (adw_leaflet_get_folded (ADW_LEAFLET (leaflet)));
+}
+
 static void
 test_generate (void)
 {
@@ -233,6 +271,7 @@ test_generate (void)
   window = gtk_application_get_active_window (GTK_APPLICATION (app));
   g_assert_true (ATELIER_IS_WINDOW (window));
   wait_until (is_mapped, window);
+  check_pages_fit (window);
   g_action_group_activate_action (G_ACTION_GROUP (window), "show-page",
                                   g_variant_new_string ("image"));
   page = ATELIER_IMAGE_PAGE (gtk_widget_get_template_child (GTK_WIDGET (window),
