@@ -179,6 +179,19 @@ test_seed_determinism (void)
   request.seed = 43;
   c = generate_ok (model, &request);
   g_assert_true (memcmp (a->pixels, c->pixels, SIZE * (SIZE + 16) * 3) != 0);
+
+  /* Releasing the UNet and VAE frees their memory; the next image uploads them again and
+   * is the same image. */
+  {
+    const guint64 before = at_engine_get_memory_used (engine, NULL);
+    g_autoptr (AtImageResult) again = NULL;
+
+    at_image_model_release_gpu (model);
+    request.seed = 42;
+    again = generate_ok (model, &request);
+    g_assert_cmpmem (a->pixels, SIZE * (SIZE + 16) * 3, again->pixels, SIZE * (SIZE + 16) * 3);
+    g_assert_cmpuint (at_engine_get_memory_used (engine, NULL), <=, before);
+  }
 }
 
 /* A random seed is chosen and reported. */
