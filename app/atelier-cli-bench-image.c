@@ -115,6 +115,7 @@ atelier_cli_bench_image (int argc, char **argv)
       times[r] = seconds_since (start);
     }
   clip_s = median (times, reps);
+  g_print ("  text encoder (77 tokens)         %8.3f s\n", clip_s);
 
   /* One UNet step: the batch [cond, uncond] as CFG runs it. */
   context = g_new (float, 2 * n_ctx * info.clip.n_embd);
@@ -139,6 +140,12 @@ atelier_cli_bench_image (int argc, char **argv)
       }
   }
   unet_s = median (times, reps);
+  {
+    const double flops = at_unet_model_forward_flops (unet, lw, lh, 2, n_ctx);
+
+    g_print ("  UNet step (batch 2)              %8.3f s   %.1f GFLOP, %.3f TFLOP/s\n", unet_s,
+             flops / 1e9, flops / unet_s / 1e12);
+  }
   print_memory (gpu, "a UNet step");
 
   rgb = g_new (float, (gsize)width * height * 3);
@@ -152,19 +159,11 @@ atelier_cli_bench_image (int argc, char **argv)
         times[r - 1] = seconds_since (start);
     }
   vae_s = median (times, reps);
+  g_print ("  VAE decode                       %8.3f s   %.3f TFLOP/s\n", vae_s,
+           at_vae_model_decode_flops (vae, lw, lh) / vae_s / 1e12);
   print_memory (gpu, "VAE decode");
-
-  {
-    const double flops = at_unet_model_forward_flops (unet, lw, lh, 2, n_ctx);
-
-    g_print ("  text encoder (77 tokens)         %8.3f s\n", clip_s);
-    g_print ("  UNet step (batch 2)              %8.3f s   %.1f GFLOP, %.3f TFLOP/s\n", unet_s,
-             flops / 1e9, flops / unet_s / 1e12);
-    g_print ("  VAE decode                       %8.3f s   %.3f TFLOP/s\n", vae_s,
-             at_vae_model_decode_flops (vae, lw, lh) / vae_s / 1e12);
-    g_print ("  20-step image (2 prompts + 20 steps + decode) %.2f s\n",
-             2 * clip_s + 20 * unet_s + vae_s);
-  }
+  g_print ("  20-step image (2 prompts + 20 steps + decode) %.2f s\n",
+           2 * clip_s + 20 * unet_s + vae_s);
   return 0;
 
 fail:
