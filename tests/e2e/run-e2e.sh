@@ -17,6 +17,7 @@ gen_text=$(realpath "$4")
 gen_sd=$(realpath "$5")
 shots=$6
 mkdir -p "$shots"
+rm -f "$shots"/*.png
 shots=$(realpath "$shots")
 
 tmp=$(mktemp -d)
