@@ -56,11 +56,14 @@ EOF
 export GSK_RENDERER=cairo
 export E2E_ATELIER=$atelier E2E_SHOTS=$shots E2E_PROJECT=$project E2E_LOG=$tmp/atelier.log
 status=0
+# Only drive.py's TAP goes to stdout (fd 3): the bus and the services it starts say
+# things there too.
+exec 3>&1
 xvfb-run -a -s '-screen 0 1280x800x24' dbus-run-session -- bash -c '
   /usr/libexec/at-spi-bus-launcher --launch-immediately & bus=$!
-  /usr/bin/python3 "$0"; status=$?
+  /usr/bin/python3 "$0" >&3; status=$?
   kill $bus 2>/dev/null
-  exit $status' "$source_dir/tests/e2e/drive.py" || status=$?
+  exit $status' "$source_dir/tests/e2e/drive.py" >&2 || status=$?
 if [ $status -ne 0 ]; then
   echo "# the app's output:"
   sed 's/^/# /' "$tmp/atelier.log"
