@@ -25,6 +25,7 @@ packages=(
   libsqlite3-dev libsoup-3.0-dev libwebp-dev
   libespeak-ng-dev espeak-ng-data libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good libgtk-4-media-gstreamer
+  at-spi2-core dbus-daemon python3-gi gir1.2-atspi-2.0 python3-pyatspi imagemagick xdotool
 )
 
 install_missing() {
